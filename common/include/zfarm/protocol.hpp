@@ -1,0 +1,174 @@
+// zfarm wire protocol, version 1: the message types and their fields.
+//
+// This header is the code side of PROTOCOL.md; the two change together. Every
+// message is one msgpack array [version, type, fields...] in one ZeroMQ frame
+// (control messages on the sink's PUB socket are preceded by a topic frame).
+// Field order here is the order on the wire. Receivers ignore trailing array
+// elements they do not know (a later minor revision may append fields), and
+// drop messages whose version is not k_protocol_version.
+//
+// Plain value types, no sockets: safe to use from any thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace zfarm::proto {
+
+inline constexpr std::uint32_t k_protocol_version = 1;
+
+// Hard limits every decoder enforces (PROTOCOL.md, "Limits").
+inline constexpr std::size_t k_max_name = 256;               // job names, worker ids, kinds, hosts
+inline constexpr std::size_t k_max_ids_per_message = 65536;  // ACK / LOST / HEARTBEAT lists
+inline constexpr std::size_t k_default_max_message = 16u << 20;  // ZMQ_MAXMSGSIZE default
+
+enum class msg_type : std::uint8_t {
+    job_open = 1,
+    job_close = 2,
+    task = 3,
+    result = 4,
+    hello = 5,
+    heartbeat = 6,
+    bye = 7,
+    ack = 8,
+    lost = 9,
+    done = 10,
+    stop = 11,
+    credit = 12,
+};
+
+std::string_view to_string(msg_type t) noexcept;
+
+// Topic frames on the control PUB socket, one per control message type.
+inline constexpr std::string_view k_topic_ack = "ACK";
+inline constexpr std::string_view k_topic_lost = "LOST";
+inline constexpr std::string_view k_topic_done = "DONE";
+inline constexpr std::string_view k_topic_stop = "STOP";
+
+enum class task_status : std::uint8_t { ok = 0, failed = 1 };
+
+// A (job, id) pair with the attempt that carried it.
+struct task_ref {
+    std::string job;
+    std::uint64_t id = 0;
+    std::uint32_t attempt = 0;
+    bool operator==(const task_ref&) const = default;
+};
+
+// ventilator -> sink (results socket). Opens a job; idempotent. The sink
+// answers every JOB_OPEN with an ACK carrying no ids.
+struct job_open {
+    std::string job;
+    bool operator==(const job_open&) const = default;
+};
+
+// ventilator -> sink. The job has exactly `total` tasks, ids 0..total-1.
+struct job_close {
+    std::string job;
+    std::uint64_t total = 0;
+    bool operator==(const job_close&) const = default;
+};
+
+// ventilator -> worker (tasks PUSH, or credit ROUTER).
+struct task {
+    std::string job;
+    std::uint64_t id = 0;
+    std::uint32_t attempt = 1;  // 1 for the first dispatch
+    std::string kind;
+    std::string payload;           // msgpack bin: opaque bytes, meaning given by kind
+    std::uint32_t timeout_ms = 0;  // 0: no per-attempt limit
+    bool operator==(const task&) const = default;
+};
+
+// worker -> sink (results socket).
+struct result {
+    std::string job;
+    std::uint64_t id = 0;
+    std::uint32_t attempt = 1;
+    std::string worker;
+    task_status status = task_status::ok;
+    std::uint64_t elapsed_us = 0;
+    std::string output;  // msgpack bin
+    std::string error;   // empty when status is ok
+    bool operator==(const result&) const = default;
+};
+
+// worker -> sink. Sent once at start (and again after the sink restarts).
+struct hello {
+    std::string worker;
+    std::string host;
+    std::uint32_t pid = 0;
+    std::uint32_t threads = 1;
+    std::string version;
+    bool operator==(const hello&) const = default;
+};
+
+// worker -> sink, about once a second: what the worker is running now.
+struct heartbeat {
+    std::string worker;
+    std::uint64_t tasks_done = 0;
+    std::vector<task_ref> running;
+    bool operator==(const heartbeat&) const = default;
+};
+
+// worker -> sink, on graceful exit.
+struct bye {
+    std::string worker;
+    bool operator==(const bye&) const = default;
+};
+
+// sink -> ventilator (control PUB, topic ACK): these ids of `job` are recorded.
+struct ack {
+    std::string job;
+    std::vector<std::uint64_t> ids;
+    bool operator==(const ack&) const = default;
+};
+
+// sink -> ventilator (control PUB, topic LOST): a worker stopped answering;
+// these tasks were running on it.
+struct lost {
+    std::string worker;
+    std::vector<task_ref> tasks;
+    bool operator==(const lost&) const = default;
+};
+
+// sink -> everyone (control PUB, topic DONE): every id of `job` is recorded.
+// Re-published about once a second so late subscribers learn of it.
+struct done {
+    std::string job;
+    std::uint64_t total = 0;
+    std::uint64_t ok = 0;
+    std::uint64_t failed = 0;
+    std::uint32_t workers = 0;     // distinct workers that delivered a result
+    std::uint64_t elapsed_ms = 0;  // JOB_OPEN (or first result) to completion
+    std::uint32_t open_jobs = 0;   // jobs still open on this sink
+    bool operator==(const done&) const = default;
+};
+
+// sink -> workers (control PUB, topic STOP): `job` was cancelled; drop its
+// queued tasks and do not report results for it.
+struct stop {
+    std::string job;
+    std::string reason;
+    bool operator==(const stop&) const = default;
+};
+
+// worker -> ventilator (DEALER to the credit ROUTER): x
+// `amount` more tasks. The first CREDIT on a new connection has reset set: the
+// ventilator forgets any credit it held for this worker and starts from it.
+struct credit {
+    std::string worker;
+    std::uint32_t amount = 0;
+    bool reset = false;
+    bool operator==(const credit&) const = default;
+};
+
+using message = std::variant<job_open, job_close, task, result, hello, heartbeat, bye, ack, lost,
+                             done, stop, credit>;
+
+msg_type type_of(const message& m) noexcept;
+
+}  // namespace zfarm::proto

@@ -1,0 +1,423 @@
+#include "zfarm/codec.hpp"
+
+#include <msgpack.hpp>
+
+#include <algorithm>
+#include <limits>
+#include <type_traits>
+
+namespace zfarm::proto {
+namespace {
+
+constexpr std::size_t k_max_depth = 4;
+
+// msgpack packer sink appending to a std::string.
+struct string_writer {
+    std::string* out;
+    void write(const char* data, std::size_t n) { out->append(data, n); }
+};
+using packer = msgpack::packer<string_writer>;
+
+void pack_str(packer& p, std::string_view s) {
+    p.pack_str(static_cast<std::uint32_t>(s.size()));
+    p.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
+}
+void pack_bin(packer& p, std::string_view s) {
+    p.pack_bin(static_cast<std::uint32_t>(s.size()));
+    p.pack_bin_body(s.data(), static_cast<std::uint32_t>(s.size()));
+}
+void pack_ref(packer& p, const task_ref& r) {
+    p.pack_array(3);
+    pack_str(p, r.job);
+    p.pack(r.id);
+    p.pack(r.attempt);
+}
+void header(packer& p, msg_type t, std::uint32_t nfields) {
+    p.pack_array(2 + nfields);
+    p.pack(k_protocol_version);
+    p.pack(static_cast<std::uint8_t>(t));
+}
+
+struct encoder {
+    packer& p;
+    void operator()(const job_open& m) {
+        header(p, msg_type::job_open, 1);
+        pack_str(p, m.job);
+    }
+    void operator()(const job_close& m) {
+        header(p, msg_type::job_close, 2);
+        pack_str(p, m.job);
+        p.pack(m.total);
+    }
+    void operator()(const task& m) {
+        header(p, msg_type::task, 6);
+        pack_str(p, m.job);
+        p.pack(m.id);
+        p.pack(m.attempt);
+        pack_str(p, m.kind);
+        pack_bin(p, m.payload);
+        p.pack(m.timeout_ms);
+    }
+    void operator()(const result& m) {
+        header(p, msg_type::result, 8);
+        pack_str(p, m.job);
+        p.pack(m.id);
+        p.pack(m.attempt);
+        pack_str(p, m.worker);
+        p.pack(static_cast<std::uint8_t>(m.status));
+        p.pack(m.elapsed_us);
+        pack_bin(p, m.output);
+        pack_str(p, m.error);
+    }
+    void operator()(const hello& m) {
+        header(p, msg_type::hello, 5);
+        pack_str(p, m.worker);
+        pack_str(p, m.host);
+        p.pack(m.pid);
+        p.pack(m.threads);
+        pack_str(p, m.version);
+    }
+    void operator()(const heartbeat& m) {
+        header(p, msg_type::heartbeat, 3);
+        pack_str(p, m.worker);
+        p.pack(m.tasks_done);
+        p.pack_array(static_cast<std::uint32_t>(m.running.size()));
+        for (const auto& r : m.running)
+            pack_ref(p, r);
+    }
+    void operator()(const bye& m) {
+        header(p, msg_type::bye, 1);
+        pack_str(p, m.worker);
+    }
+    void operator()(const ack& m) {
+        header(p, msg_type::ack, 2);
+        pack_str(p, m.job);
+        p.pack_array(static_cast<std::uint32_t>(m.ids.size()));
+        for (auto id : m.ids)
+            p.pack(id);
+    }
+    void operator()(const lost& m) {
+        header(p, msg_type::lost, 2);
+        pack_str(p, m.worker);
+        p.pack_array(static_cast<std::uint32_t>(m.tasks.size()));
+        for (const auto& r : m.tasks)
+            pack_ref(p, r);
+    }
+    void operator()(const done& m) {
+        header(p, msg_type::done, 7);
+        pack_str(p, m.job);
+        p.pack(m.total);
+        p.pack(m.ok);
+        p.pack(m.failed);
+        p.pack(m.workers);
+        p.pack(m.elapsed_ms);
+        p.pack(m.open_jobs);
+    }
+    void operator()(const stop& m) {
+        header(p, msg_type::stop, 2);
+        pack_str(p, m.job);
+        pack_str(p, m.reason);
+    }
+    void operator()(const credit& m) {
+        header(p, msg_type::credit, 3);
+        pack_str(p, m.worker);
+        p.pack(m.amount);
+        p.pack(m.reset);
+    }
+};
+
+// Thrown only inside decode() and caught at its boundary.
+struct field_error {
+    std::string what;
+};
+
+// Reads the fields of a message array in order, checking type and range.
+class field_reader {
+  public:
+    field_reader(const msgpack::object_array& a, std::uint32_t first) : a_(a), next_(first) {}
+
+    const msgpack::object& next(const char* name) {
+        if (next_ >= a_.size) throw field_error{std::string("missing field ") + name};
+        return a_.ptr[next_++];
+    }
+    template <class U>
+    U uint(const char* name) {
+        return as_uint<U>(next(name), name);
+    }
+    bool boolean(const char* field) {
+        const auto& o = next(field);
+        if (o.type != msgpack::type::BOOLEAN)
+            throw field_error{std::string("field ") + field + " is not bool"};
+        return o.via.boolean;
+    }
+    std::string name(const char* field) { return as_name(next(field), field); }
+    std::string bytes(const char* field) {
+        const auto& o = next(field);
+        if (o.type == msgpack::type::BIN) return std::string(o.via.bin.ptr, o.via.bin.size);
+        if (o.type == msgpack::type::STR) return std::string(o.via.str.ptr, o.via.str.size);
+        throw field_error{std::string("field ") + field + " is not bin"};
+    }
+    std::string text(const char* field) {
+        const auto& o = next(field);
+        if (o.type != msgpack::type::STR)
+            throw field_error{std::string("field ") + field + " is not str"};
+        return std::string(o.via.str.ptr, o.via.str.size);
+    }
+    const msgpack::object_array& array(const char* field) {
+        const auto& o = next(field);
+        if (o.type != msgpack::type::ARRAY)
+            throw field_error{std::string("field ") + field + " is not an array"};
+        if (o.via.array.size > k_max_ids_per_message)
+            throw field_error{std::string("field ") + field + " has too many elements"};
+        return o.via.array;
+    }
+
+    template <class U>
+    static U as_uint(const msgpack::object& o, const char* name) {
+        if (o.type != msgpack::type::POSITIVE_INTEGER)
+            throw field_error{std::string("field ") + name + " is not an unsigned integer"};
+        if (o.via.u64 > std::numeric_limits<U>::max())
+            throw field_error{std::string("field ") + name + " is out of range"};
+        return static_cast<U>(o.via.u64);
+    }
+    static std::string as_name(const msgpack::object& o, const char* field) {
+        if (o.type != msgpack::type::STR)
+            throw field_error{std::string("field ") + field + " is not str"};
+        if (o.via.str.size > k_max_name)
+            throw field_error{std::string("field ") + field + " is too long"};
+        return std::string(o.via.str.ptr, o.via.str.size);
+    }
+    static task_ref as_ref(const msgpack::object& o) {
+        if (o.type != msgpack::type::ARRAY || o.via.array.size < 3)
+            throw field_error{"task reference is not [job, id, attempt]"};
+        const auto& a = o.via.array;
+        return task_ref{as_name(a.ptr[0], "job"), as_uint<std::uint64_t>(a.ptr[1], "id"),
+                        as_uint<std::uint32_t>(a.ptr[2], "attempt")};
+    }
+
+  private:
+    const msgpack::object_array& a_;
+    std::uint32_t next_;
+};
+
+std::vector<task_ref> read_refs(field_reader& r, const char* field) {
+    const auto& a = r.array(field);
+    std::vector<task_ref> out;
+    out.reserve(a.size);
+    for (std::uint32_t i = 0; i < a.size; ++i)
+        out.push_back(field_reader::as_ref(a.ptr[i]));
+    return out;
+}
+
+message decode_fields(msg_type t, field_reader& r) {
+    switch (t) {
+        case msg_type::job_open:
+            return job_open{r.name("job")};
+        case msg_type::job_close: {
+            job_close m;
+            m.job = r.name("job");
+            m.total = r.uint<std::uint64_t>("total");
+            return m;
+        }
+        case msg_type::task: {
+            task m;
+            m.job = r.name("job");
+            m.id = r.uint<std::uint64_t>("id");
+            m.attempt = r.uint<std::uint32_t>("attempt");
+            m.kind = r.name("kind");
+            m.payload = r.bytes("payload");
+            m.timeout_ms = r.uint<std::uint32_t>("timeout_ms");
+            return m;
+        }
+        case msg_type::result: {
+            result m;
+            m.job = r.name("job");
+            m.id = r.uint<std::uint64_t>("id");
+            m.attempt = r.uint<std::uint32_t>("attempt");
+            m.worker = r.name("worker");
+            auto status = r.uint<std::uint8_t>("status");
+            if (status > 1) throw field_error{"field status is out of range"};
+            m.status = static_cast<task_status>(status);
+            m.elapsed_us = r.uint<std::uint64_t>("elapsed_us");
+            m.output = r.bytes("output");
+            m.error = r.text("error");
+            return m;
+        }
+        case msg_type::hello: {
+            hello m;
+            m.worker = r.name("worker");
+            m.host = r.name("host");
+            m.pid = r.uint<std::uint32_t>("pid");
+            m.threads = r.uint<std::uint32_t>("threads");
+            m.version = r.name("version");
+            return m;
+        }
+        case msg_type::heartbeat: {
+            heartbeat m;
+            m.worker = r.name("worker");
+            m.tasks_done = r.uint<std::uint64_t>("tasks_done");
+            m.running = read_refs(r, "running");
+            return m;
+        }
+        case msg_type::bye:
+            return bye{r.name("worker")};
+        case msg_type::ack: {
+            ack m;
+            m.job = r.name("job");
+            const auto& a = r.array("ids");
+            m.ids.reserve(a.size);
+            for (std::uint32_t i = 0; i < a.size; ++i)
+                m.ids.push_back(field_reader::as_uint<std::uint64_t>(a.ptr[i], "ids[]"));
+            return m;
+        }
+        case msg_type::lost: {
+            lost m;
+            m.worker = r.name("worker");
+            m.tasks = read_refs(r, "tasks");
+            return m;
+        }
+        case msg_type::done: {
+            done m;
+            m.job = r.name("job");
+            m.total = r.uint<std::uint64_t>("total");
+            m.ok = r.uint<std::uint64_t>("ok");
+            m.failed = r.uint<std::uint64_t>("failed");
+            m.workers = r.uint<std::uint32_t>("workers");
+            m.elapsed_ms = r.uint<std::uint64_t>("elapsed_ms");
+            m.open_jobs = r.uint<std::uint32_t>("open_jobs");
+            return m;
+        }
+        case msg_type::stop: {
+            stop m;
+            m.job = r.name("job");
+            m.reason = r.text("reason");
+            return m;
+        }
+        case msg_type::credit: {
+            credit m;
+            m.worker = r.name("worker");
+            m.amount = r.uint<std::uint32_t>("amount");
+            m.reset = r.boolean("reset");
+            return m;
+        }
+    }
+    throw field_error{"unknown type"};  // unreachable: checked by the caller
+}
+
+decode_error fail(decode_errc c, std::string detail) {
+    return decode_error{c, std::move(detail)};
+}
+
+}  // namespace
+
+std::string_view to_string(msg_type t) noexcept {
+    switch (t) {
+        case msg_type::job_open:
+            return "JOB_OPEN";
+        case msg_type::job_close:
+            return "JOB_CLOSE";
+        case msg_type::task:
+            return "TASK";
+        case msg_type::result:
+            return "RESULT";
+        case msg_type::hello:
+            return "HELLO";
+        case msg_type::heartbeat:
+            return "HEARTBEAT";
+        case msg_type::bye:
+            return "BYE";
+        case msg_type::ack:
+            return "ACK";
+        case msg_type::lost:
+            return "LOST";
+        case msg_type::done:
+            return "DONE";
+        case msg_type::stop:
+            return "STOP";
+        case msg_type::credit:
+            return "CREDIT";
+    }
+    return "?";
+}
+
+msg_type type_of(const message& m) noexcept {
+    return static_cast<msg_type>(m.index() + 1);
+}
+
+std::string_view to_string(decode_errc c) noexcept {
+    switch (c) {
+        case decode_errc::empty:
+            return "empty frame";
+        case decode_errc::malformed:
+            return "malformed msgpack";
+        case decode_errc::trailing_bytes:
+            return "trailing bytes";
+        case decode_errc::limit_exceeded:
+            return "limit exceeded";
+        case decode_errc::not_an_array:
+            return "not an array";
+        case decode_errc::bad_version:
+            return "bad version";
+        case decode_errc::unknown_type:
+            return "unknown message type";
+        case decode_errc::bad_field:
+            return "bad field";
+    }
+    return "?";
+}
+
+void encode(const message& m, std::string& out) {
+    out.clear();
+    string_writer w{&out};
+    packer p(w);
+    std::visit(encoder{p}, m);
+}
+
+std::string encode(const message& m) {
+    std::string out;
+    encode(m, out);
+    return out;
+}
+
+expected<message, decode_error> decode(std::span<const std::byte> frame) noexcept {
+    if (frame.empty()) return unexpected{fail(decode_errc::empty, "empty frame")};
+    const auto* data = reinterpret_cast<const char*>(frame.data());
+    const std::size_t size = frame.size();
+    // Every element takes at least one byte, so no honest container declares
+    // more elements than the frame has bytes: a 5-byte frame can never make
+    // the unpacker reserve room for four billion objects.
+    const std::size_t max_elems = std::min(size, k_max_ids_per_message * 4);
+    const msgpack::unpack_limit limits(max_elems, max_elems / 2, size, size, 0, k_max_depth);
+    try {
+        std::size_t offset = 0;
+        msgpack::object_handle oh = msgpack::unpack(data, size, offset, nullptr, nullptr, limits);
+        if (offset != size)
+            return unexpected{fail(decode_errc::trailing_bytes,
+                                   std::to_string(size - offset) + " bytes after the message")};
+        const msgpack::object& o = oh.get();
+        if (o.type != msgpack::type::ARRAY)
+            return unexpected{fail(decode_errc::not_an_array, "top-level object is not an array")};
+        const auto& a = o.via.array;
+        if (a.size < 2 || a.ptr[0].type != msgpack::type::POSITIVE_INTEGER)
+            return unexpected{fail(decode_errc::bad_version, "no version field")};
+        if (a.ptr[0].via.u64 != k_protocol_version)
+            return unexpected{fail(decode_errc::bad_version,
+                                   "version " + std::to_string(a.ptr[0].via.u64) + ", expected " +
+                                       std::to_string(k_protocol_version))};
+        if (a.ptr[1].type != msgpack::type::POSITIVE_INTEGER || a.ptr[1].via.u64 == 0 ||
+            a.ptr[1].via.u64 > static_cast<std::uint64_t>(msg_type::credit))
+            return unexpected{fail(decode_errc::unknown_type, "unknown message type")};
+        field_reader r(a, 2);
+        return decode_fields(static_cast<msg_type>(a.ptr[1].via.u64), r);
+    } catch (const field_error& e) {
+        return unexpected{fail(decode_errc::bad_field, e.what)};
+    } catch (const msgpack::size_overflow& e) {
+        return unexpected{fail(decode_errc::limit_exceeded, e.what())};
+    } catch (const std::bad_alloc&) {
+        return unexpected{fail(decode_errc::limit_exceeded, "allocation failed")};
+    } catch (const std::exception& e) {
+        return unexpected{fail(decode_errc::malformed, e.what())};
+    }
+}
+
+}  // namespace zfarm::proto

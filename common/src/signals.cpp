@@ -1,0 +1,36 @@
+#include "zfarm/signals.hpp"
+
+#include <atomic>
+#include <csignal>
+
+namespace zfarm {
+namespace {
+
+std::atomic<int> g_requests{0};
+static_assert(std::atomic<int>::is_always_lock_free);
+
+extern "C" void on_stop_signal(int) {
+    g_requests.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void install_stop_handlers() {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: let blocking calls return EINTR
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+}
+
+int stop_requests() noexcept {
+    return g_requests.load(std::memory_order_relaxed);
+}
+
+void request_stop() noexcept {
+    g_requests.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace zfarm

@@ -1,0 +1,85 @@
+#include "job_table.hpp"
+
+#include <algorithm>
+
+namespace zfarm::sink {
+
+job_state* job_table::open(const std::string& name, std::chrono::steady_clock::time_point now) {
+    if (auto it = open_.find(name); it != open_.end()) return &it->second;
+    if (open_.size() >= k_max_open_jobs) return nullptr;
+    std::erase_if(finished_, [&](const proto::done& d) { return d.job == name; });
+    job_state& j = open_[name];
+    j.name = name;
+    j.opened = now;
+    return &j;
+}
+
+job_state* job_table::find(const std::string& name) {
+    auto it = open_.find(name);
+    return it == open_.end() ? nullptr : &it->second;
+}
+
+const proto::done* job_table::finished(const std::string& name) const {
+    for (const auto& d : finished_)
+        if (d.job == name) return &d;
+    return nullptr;
+}
+
+job_table::record_outcome job_table::record(const proto::result& r,
+                                            std::chrono::steady_clock::time_point now) {
+    job_state* j = find(r.job);
+    if (!j) {
+        if (const auto* d = finished(r.job); d && r.id < d->total) return record_outcome::duplicate;
+        j = open(r.job, now);
+        if (!j) {
+            ++rejected_;
+            return record_outcome::rejected;
+        }
+    }
+    if (j->total && r.id >= *j->total) {
+        ++rejected_;
+        return record_outcome::rejected;
+    }
+    switch (j->recorded.insert(r.id)) {
+        case dedupe_set::outcome::duplicate:
+            ++j->duplicates;
+            return record_outcome::duplicate;
+        case dedupe_set::outcome::rejected:
+            ++rejected_;
+            return record_outcome::rejected;
+        case dedupe_set::outcome::added:
+            break;
+    }
+    (r.status == proto::task_status::ok ? j->ok : j->failed)++;
+    if (j->workers.size() < k_max_workers_per_job) j->workers.insert(r.worker);
+    return record_outcome::added;
+}
+
+std::vector<proto::done> job_table::collect_finished(std::chrono::steady_clock::time_point now) {
+    std::vector<proto::done> out;
+    for (auto it = open_.begin(); it != open_.end();) {
+        if (!it->second.complete()) {
+            ++it;
+            continue;
+        }
+        const job_state& j = it->second;
+        proto::done d;
+        d.job = j.name;
+        d.total = *j.total;
+        d.ok = j.ok;
+        d.failed = j.failed;
+        d.workers = static_cast<std::uint32_t>(j.workers.size());
+        d.elapsed_ms = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(now - j.opened).count());
+        out.push_back(d);
+        it = open_.erase(it);
+    }
+    for (auto& d : out) {
+        d.open_jobs = static_cast<std::uint32_t>(open_.size());
+        finished_.push_back(d);
+        if (finished_.size() > k_finished_kept) finished_.pop_front();
+    }
+    return out;
+}
+
+}  // namespace zfarm::sink

@@ -1,0 +1,65 @@
+// What the sink knows of each job: which ids are recorded (dedupe), counts,
+// the total once JOB_CLOSE arrived, and the summaries of finished jobs (kept
+// so DONE can be re-published to late subscribers).
+// Not thread-safe; owned by the sink's main thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_set>
+
+#include "zfarm/dedupe_set.hpp"
+#include "zfarm/protocol.hpp"
+
+namespace zfarm::sink {
+
+struct job_state {
+    std::string name;
+    std::chrono::steady_clock::time_point opened;
+    std::optional<std::uint64_t> total;  // from JOB_CLOSE
+    dedupe_set recorded;
+    std::uint64_t ok = 0;
+    std::uint64_t failed = 0;
+    std::uint64_t duplicates = 0;
+    std::unordered_set<std::string> workers;
+
+    bool complete() const { return total && recorded.size() == *total; }
+};
+
+class job_table {
+  public:
+    static constexpr std::size_t k_max_open_jobs = 1024;
+    static constexpr std::size_t k_finished_kept = 16;
+    static constexpr std::size_t k_max_workers_per_job = 100000;
+
+    enum class record_outcome { added, duplicate, rejected };
+
+    // Opens `name` (a no-op when open). Reopening a finished job starts it
+    // afresh: a new run of a job with the same name. nullptr when too many
+    // jobs are open.
+    job_state* open(const std::string& name, std::chrono::steady_clock::time_point now);
+    job_state* find(const std::string& name);
+    const proto::done* finished(const std::string& name) const;
+
+    // Records a result; its job is opened implicitly when unknown (a sink
+    // restarted mid-job). Results of finished jobs are duplicates.
+    record_outcome record(const proto::result& r, std::chrono::steady_clock::time_point now);
+
+    // Moves every complete open job to the finished list; returns their DONEs.
+    std::vector<proto::done> collect_finished(std::chrono::steady_clock::time_point now);
+
+    const std::deque<proto::done>& finished_jobs() const { return finished_; }
+    std::size_t open_count() const { return open_.size(); }
+    std::uint64_t rejected() const { return rejected_; }
+
+  private:
+    std::map<std::string, job_state> open_;
+    std::deque<proto::done> finished_;
+    std::uint64_t rejected_ = 0;
+};
+
+}  // namespace zfarm::sink

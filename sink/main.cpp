@@ -1,0 +1,43 @@
+// zfarm-sink: records each task's result once and signals when jobs are done.
+#include <spdlog/spdlog.h>
+
+#include "sink.hpp"
+#include "zfarm/cli.hpp"
+#include "zfarm/endpoint.hpp"
+#include "zfarm/logging.hpp"
+#include "zfarm/signals.hpp"
+#include "zfarm/version.hpp"
+
+int main(int argc, char** argv) {
+    using namespace zfarm;
+    CLI::App app{"zfarm sink: records each task's result once, as JSON Lines", "zfarm-sink"};
+    common_flags common;
+    sink::sink_options opt;
+    add_common_flags(app, common);
+    app.set_version_flag("--version", std::string(k_version));
+    app.add_option("--results", opt.results_endpoint, "Endpoint to bind for results")
+        ->capture_default_str();
+    app.add_option("--control", opt.control_endpoint, "Endpoint to bind for ACK/DONE")
+        ->capture_default_str();
+    app.add_option("-o,--output", opt.output, "Append results to FILE (- for stdout)")
+        ->capture_default_str();
+    bool resume = false;
+    app.add_flag("--resume", resume, "Rebuild the recorded set from --output before starting");
+    app.add_flag("--once", opt.once, "Exit after the first job completes");
+    if (auto rc = parse_command_line(app, argc, argv)) return *rc;
+    for (const auto* ep : {&opt.results_endpoint, &opt.control_endpoint})
+        if (auto ok = check_endpoint(*ep, true); !ok)
+            return usage_error(app.get_name(), ok.error());
+    if (resume) return usage_error(app.get_name(), "--resume is not supported by this build yet");
+
+    init_logging("sink", common.verbosity());
+    install_stop_handlers();
+    opt.transport = common.transport;
+    auto summary = sink::run_sink(opt);
+    if (!summary) {
+        spdlog::error("{}", summary.error());
+        return k_exit_usage;
+    }
+    if (opt.once && summary->jobs_failed > 0) return k_exit_failed_tasks;
+    return k_exit_ok;
+}

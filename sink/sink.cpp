@@ -1,0 +1,217 @@
+#include "sink.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include "job_table.hpp"
+#include "result_writer.hpp"
+#include "zfarm/codec.hpp"
+#include "zfarm/logging.hpp"
+#include "zfarm/signals.hpp"
+
+namespace zfarm::sink {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+constexpr int k_batch = 4096;  // frames handled between ACK flushes
+constexpr auto k_done_republish = std::chrono::milliseconds(1000);
+constexpr auto k_once_grace = std::chrono::milliseconds(300);
+constexpr auto k_poll_interval = std::chrono::milliseconds(100);
+
+class sink_loop {
+  public:
+    sink_loop(zmq::socket_t& results, zmq::socket_t& control, result_writer& out)
+        : results_(results), control_(control), out_(out) {}
+
+    // Handles every frame waiting on the results socket, up to k_batch.
+    void drain(clock::time_point now) {
+        for (int i = 0; i < k_batch; ++i) {
+            zmq::message_t m;
+            if (!results_.recv(m, zmq::recv_flags::dontwait)) break;
+            if (m.more()) {  // our messages are single frames
+                std::string peer = peer_address(m);
+                while (m.more())
+                    (void)results_.recv(m, zmq::recv_flags::none);
+                drops_.drop("results", peer, "multipart message");
+                continue;
+            }
+            auto decoded = proto::decode(m.to_string_view());
+            if (!decoded) {
+                drops_.drop("results", peer_address(m),
+                            std::string(proto::to_string(decoded.error().code)) + ": " +
+                                decoded.error().detail);
+                continue;
+            }
+            handle(*decoded, m, now);
+        }
+    }
+
+    void handle(proto::message& msg, const zmq::message_t& raw, clock::time_point now) {
+        if (auto* r = std::get_if<proto::result>(&msg)) {
+            switch (jobs_.record(*r, now)) {
+                case job_table::record_outcome::added:
+                    out_.write(*r);
+                    wrote_ = true;
+                    pending_acks_[r->job].push_back(r->id);
+                    break;
+                case job_table::record_outcome::duplicate:
+                    ++duplicates_;
+                    pending_acks_[r->job].push_back(
+                        r->id);  // the ventilator may have missed the first ACK
+                    break;
+                case job_table::record_outcome::rejected:
+                    drops_.drop("results", peer_address(raw),
+                                "task id out of range for job " + r->job);
+                    break;
+            }
+        } else if (auto* o = std::get_if<proto::job_open>(&msg)) {
+            if (!jobs_.find(o->job)) spdlog::info("job {} opened", o->job);
+            if (!jobs_.open(o->job, now)) {
+                drops_.drop("results", peer_address(raw), "too many open jobs");
+                return;
+            }
+            pending_acks_[o->job];  // an ACK with no ids answers JOB_OPEN
+        } else if (auto* c = std::get_if<proto::job_close>(&msg)) {
+            job_state* j = jobs_.find(c->job);
+            if (!j && jobs_.finished(c->job)) return;  // a repeated close of a finished job
+            if (!j) j = jobs_.open(c->job, now);
+            if (!j) return;
+            if (!j->total) spdlog::info("job {} closed with {} tasks", c->job, c->total);
+            j->total = c->total;
+        } else if (auto* h = std::get_if<proto::hello>(&msg)) {
+            spdlog::info("worker {} joined (host {}, pid {}, {} threads, v{})", h->worker, h->host,
+                         h->pid, h->threads, h->version);
+        } else if (auto* b = std::get_if<proto::bye>(&msg)) {
+            spdlog::info("worker {} left", b->worker);
+        } else if (std::holds_alternative<proto::heartbeat>(msg)) {
+            // Liveness tracking builds on these; nothing to do yet.
+        } else {
+            drops_.drop(
+                "results", peer_address(raw),
+                std::string(proto::to_string(proto::type_of(msg))) + " is not sent to a sink");
+        }
+    }
+
+    // Publishes pending ACKs, flushes output, and announces finished jobs.
+    // Returns the number of jobs that finished now.
+    std::size_t settle(clock::time_point now, sink_summary& summary) {
+        if (wrote_) {
+            if (!out_.flush())
+                throw std::runtime_error(std::string("cannot write results: ") +
+                                         std::strerror(errno));
+            wrote_ = false;
+        }
+        for (auto& [job, ids] : pending_acks_) {
+            std::size_t i = 0;
+            do {
+                const std::size_t n = std::min(ids.size() - i, proto::k_max_ids_per_message);
+                proto::ack a{job,
+                             std::vector<std::uint64_t>(ids.begin() + static_cast<long>(i),
+                                                        ids.begin() + static_cast<long>(i + n))};
+                proto::encode(a, scratch_);
+                publish(control_, proto::k_topic_ack, scratch_);
+                i += n;
+            } while (i < ids.size());
+        }
+        pending_acks_.clear();
+        auto finished = jobs_.collect_finished(now);
+        for (const auto& d : finished) {
+            ++summary.jobs_done;
+            if (d.failed) ++summary.jobs_failed;
+            const double secs = static_cast<double>(d.elapsed_ms) / 1000.0;
+            spdlog::info(
+                "job {} done: {} tasks, {} ok, {} failed, {} workers, {:.3f} s ({:.0f} tasks/s)",
+                d.job, d.total, d.ok, d.failed, d.workers, secs,
+                secs > 0 ? static_cast<double>(d.total) / secs : 0.0);
+            publish_done(d);
+        }
+        return finished.size();
+    }
+
+    void republish_done() {
+        for (auto d : jobs_.finished_jobs()) {
+            d.open_jobs = static_cast<std::uint32_t>(jobs_.open_count());
+            publish_done(d);
+        }
+    }
+
+    std::uint64_t dropped() const { return drops_.count(); }
+    std::uint64_t duplicates() const { return duplicates_; }
+
+  private:
+    void publish_done(const proto::done& d) {
+        proto::encode(d, scratch_);
+        publish(control_, proto::k_topic_done, scratch_);
+    }
+
+    zmq::socket_t& results_;
+    zmq::socket_t& control_;
+    result_writer& out_;
+    job_table jobs_;
+    drop_counter drops_;
+    std::map<std::string, std::vector<std::uint64_t>> pending_acks_;
+    std::string scratch_;
+    std::uint64_t duplicates_ = 0;
+    bool wrote_ = false;
+};
+
+}  // namespace
+
+expected<sink_summary, std::string> run_sink(const sink_options& opt) {
+    auto writer = result_writer::open(opt.output);
+    if (!writer) return unexpected{writer.error()};
+    try {
+        zmq::context_t ctx(1);
+        zmq::socket_t results(ctx, zmq::socket_type::pull);
+        zmq::socket_t control(ctx, zmq::socket_type::pub);
+        configure_socket(results, opt.transport, true);
+        results.set(zmq::sockopt::rcvhwm, 100000);
+        configure_socket(control, opt.transport, false);
+        control.set(zmq::sockopt::sndhwm,
+                    1000000);  // ACKs are batched: this is many seconds of them
+        auto r = bind_socket(results, opt.results_endpoint);
+        if (!r) return unexpected{r.error()};
+        auto c = bind_socket(control, opt.control_endpoint);
+        if (!c) return unexpected{c.error()};
+        spdlog::info("sink up: results {}, control {}, output {}", *r, *c,
+                     opt.output.empty() || opt.output == "-" ? "stdout" : opt.output);
+
+        sink_loop loop(results, control, *writer);
+        sink_summary summary;
+        auto next_republish = clock::now() + k_done_republish;
+        std::optional<clock::time_point> leave_at;
+        while (stop_requests() == 0) {
+            zmq::pollitem_t items[] = {{results.handle(), 0, ZMQ_POLLIN, 0}};
+            try {
+                zmq::poll(items, 1, k_poll_interval);
+            } catch (const zmq::error_t& e) {
+                if (e.num() != EINTR) throw;
+                continue;
+            }
+            const auto now = clock::now();
+            if (items[0].revents & ZMQ_POLLIN) loop.drain(now);
+            if (loop.settle(now, summary) > 0 && opt.once && !leave_at)
+                leave_at = now + k_once_grace;
+            if (now >= next_republish || leave_at) {
+                loop.republish_done();
+                next_republish = now + (leave_at ? k_poll_interval : k_done_republish);
+            }
+            if (leave_at && now >= *leave_at) break;
+        }
+        summary.frames_dropped = loop.dropped();
+        spdlog::info(
+            "sink leaving: {} job(s) done, {} duplicate result(s) dropped, {} bad frame(s) dropped",
+            summary.jobs_done, loop.duplicates(), summary.frames_dropped);
+        return summary;
+    } catch (const std::exception& e) {
+        return unexpected{std::string(e.what())};
+    }
+}
+
+}  // namespace zfarm::sink

@@ -1,0 +1,32 @@
+// The sink: binds the results PULL and control PUB sockets, records each
+// task's result once (job_table), writes it (result_writer), publishes
+// batched ACKs, and DONE when a job is complete (PROTOCOL.md).
+//
+// run() owns both sockets and must be called from one thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "zfarm/sockets.hpp"
+
+namespace zfarm::sink {
+
+struct sink_options {
+    std::string results_endpoint = "tcp://*:5558";
+    std::string control_endpoint = "tcp://*:5559";
+    std::string output = "-";  // "-": stdout
+    bool once = false;         // return after the first job completes
+    transport_options transport;
+};
+
+struct sink_summary {
+    std::uint64_t jobs_done = 0;
+    std::uint64_t jobs_failed = 0;  // done with at least one failed task
+    std::uint64_t frames_dropped = 0;
+};
+
+// Returns a one-line reason on a configuration or fatal I/O error.
+expected<sink_summary, std::string> run_sink(const sink_options& opt);
+
+}  // namespace zfarm::sink

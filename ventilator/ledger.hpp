@@ -1,0 +1,48 @@
+// The ventilator's ledger: every task sent and not yet acknowledged by the
+// sink, with its attempt, when it was sent, and (credit dispatch) which
+// worker holds it. Its size is bounded by the dispatch window, so a stream of
+// any length runs in bounded memory and backpressure reaches the source.
+// Not thread-safe; owned by the ventilator's main thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace zfarm::ventilator {
+
+struct ledger_entry {
+    std::string kind;
+    std::string payload;
+    std::uint32_t attempt = 1;
+    std::chrono::steady_clock::time_point sent_at{};
+    std::string holder;  // worker identity in credit dispatch; empty in push dispatch
+};
+
+class ledger {
+  public:
+    explicit ledger(std::size_t window);
+
+    std::size_t window() const noexcept { return window_; }
+    std::size_t size() const noexcept { return entries_.size(); }
+    bool full() const noexcept { return entries_.size() >= window_; }
+    std::uint64_t acknowledged() const noexcept { return acknowledged_; }
+
+    // Records a sent task. Precondition: !full() and id not present.
+    void add(std::uint64_t id, ledger_entry e);
+    // Removes an acknowledged task. False when id is not in flight (a
+    // duplicate or stale ACK), which is harmless.
+    bool acknowledge(std::uint64_t id);
+    ledger_entry* find(std::uint64_t id);
+    // Ids held by `holder`, for re-dispatch when it is lost.
+    std::vector<std::uint64_t> held_by(const std::string& holder) const;
+
+  private:
+    std::size_t window_;
+    std::uint64_t acknowledged_ = 0;
+    std::unordered_map<std::uint64_t, ledger_entry> entries_;
+};
+
+}  // namespace zfarm::ventilator

@@ -1,0 +1,153 @@
+// zfarm-ventilator: opens a job, streams its tasks to workers, waits for the
+// sink to record them all, prints one summary line and exits with the job's
+// status (0 all ok, 1 some failed or interrupted, 2 bad usage).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include <spdlog/spdlog.h>
+
+#include "task_source.hpp"
+#include "ventilator.hpp"
+#include "zfarm/cli.hpp"
+#include "zfarm/endpoint.hpp"
+#include "zfarm/logging.hpp"
+#include "zfarm/signals.hpp"
+#include "zfarm/version.hpp"
+
+namespace {
+
+std::string default_job_name() {
+    char stamp[32];
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    return std::string("job-") + stamp + "-" + std::to_string(getpid());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace zfarm;
+    using namespace zfarm::ventilator;
+    CLI::App app{"zfarm ventilator: streams a job's tasks to workers and waits for the sink",
+                 "zfarm-ventilator"};
+    common_flags common;
+    ventilator_options opt;
+    add_common_flags(app, common);
+    app.set_version_flag("--version", std::string(k_version));
+
+    std::string sink_host;
+    std::string dispatch = "push";
+    double task_timeout = 0;
+    bool resume = false;
+    auto* tasks_opt =
+        app.add_option("--tasks", opt.tasks_endpoint, "Endpoint to bind for tasks (push dispatch)")
+            ->capture_default_str();
+    auto* credit_opt =
+        app.add_option("--credit", opt.credit_endpoint, "Endpoint to bind for credit dispatch")
+            ->capture_default_str();
+    app.add_option("--dispatch", dispatch,
+                   "push: round-robin PUSH; credit: only to workers with credit")
+        ->check(CLI::IsMember({"push", "credit"}))
+        ->capture_default_str();
+    auto* sink_opt =
+        app.add_option("--sink", sink_host, "Host running the sink (ports 5558, 5559)");
+    app.add_option("--results", opt.results_endpoint, "Sink's results endpoint")
+        ->excludes(sink_opt)
+        ->capture_default_str();
+    app.add_option("--control", opt.control_endpoint, "Sink's control endpoint")
+        ->excludes(sink_opt)
+        ->capture_default_str();
+    app.add_option("--job", opt.job, "Job name (default job-DATE-TIME-PID)");
+    app.add_option("--window", opt.window, "Tasks in flight at most (sent, not yet recorded)")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{10000000}))
+        ->capture_default_str();
+    app.add_option("--retries", opt.retries, "Attempts after the first before a task is failed")
+        ->check(CLI::Range(0u, 1000u))
+        ->capture_default_str();
+    app.add_option("--task-timeout", task_timeout, "Seconds one attempt may run (0: no limit)")
+        ->check(CLI::Range(0.0, 86400.0 * 30));
+    app.add_flag("--resume", resume, "Send only the tasks the sink has not recorded");
+    (void)tasks_opt;
+    (void)credit_opt;
+
+    auto* workload = app.add_option_group("workload", "exactly one of these");
+    std::uint64_t demo_n = 0, echo_n = 0, sleep_n = 0, spin_n = 0, seed = 1, ms = 0;
+    std::size_t size = 32;
+    std::string tasks_file;
+    auto* demo =
+        workload->add_option("--demo", demo_n, "N tasks sleeping 1-100 ms (the Guide's workload)");
+    auto* echo = workload->add_option("--echo", echo_n, "N echo tasks (throughput)");
+    auto* sleep = workload->add_option("--sleep", sleep_n, "N tasks sleeping --ms each");
+    auto* spin = workload->add_option("--spin", spin_n, "N tasks burning CPU --ms each");
+    auto* file = workload->add_option("--tasks-file", tasks_file,
+                                      "JSON Lines: {\"kind\":..,\"payload\":..} (- for stdin)");
+    workload->require_option(1);
+    auto* seed_opt =
+        app.add_option("--seed", seed, "Seed for --demo")->capture_default_str()->needs(demo);
+    auto* size_opt = app.add_option("--size", size, "Payload bytes for --echo")
+                         ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30))
+                         ->capture_default_str()
+                         ->needs(echo);
+    auto* ms_opt = app.add_option("--ms", ms, "Milliseconds for --sleep / --spin")
+                       ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{86400000}));
+    (void)seed_opt;
+    (void)size_opt;
+    if (auto rc = parse_command_line(app, argc, argv)) return *rc;
+
+    const std::string prog = app.get_name();
+    if ((*sleep || *spin) && !*ms_opt) return usage_error(prog, "--sleep and --spin need --ms");
+    if (*ms_opt && !*sleep && !*spin)
+        return usage_error(prog, "--ms only applies to --sleep and --spin");
+    if (resume) return usage_error(prog, "--resume is not supported by this build yet");
+    if (!sink_host.empty()) {
+        opt.results_endpoint = tcp_endpoint(sink_host, k_port_results);
+        opt.control_endpoint = tcp_endpoint(sink_host, k_port_control);
+    }
+    opt.dispatch = dispatch == "credit" ? dispatch_mode::credit : dispatch_mode::push;
+    const std::string& bind_ep =
+        opt.dispatch == dispatch_mode::credit ? opt.credit_endpoint : opt.tasks_endpoint;
+    if (auto ok = check_endpoint(bind_ep, true); !ok) return usage_error(prog, ok.error());
+    for (const auto* ep : {&opt.results_endpoint, &opt.control_endpoint})
+        if (auto ok = check_endpoint(*ep, false); !ok) return usage_error(prog, ok.error());
+    if (opt.job.empty()) opt.job = default_job_name();
+    if (opt.job.size() > proto::k_max_name)
+        return usage_error(prog, "--job is longer than 256 bytes");
+    opt.task_timeout_ms = static_cast<std::uint32_t>(task_timeout * 1000.0);
+    if (size + 1024 > common.transport.max_message)
+        return usage_error(prog, "--size does not fit in --max-message");
+
+    std::unique_ptr<task_source> source;
+    if (*demo) source = make_demo_source(demo_n, seed);
+    if (*echo) source = make_fixed_source(echo_n, "echo", std::string(size, 'x'));
+    if (*sleep) source = make_fixed_source(sleep_n, "sleep", std::to_string(ms));
+    if (*spin) source = make_fixed_source(spin_n, "spin", std::to_string(ms));
+    if (*file) {
+        if (tasks_file != "-") {
+            if (auto n = validate_tasks_file(tasks_file); !n) return usage_error(prog, n.error());
+        }
+        auto f = open_tasks_file(tasks_file);
+        if (!f) return usage_error(prog, f.error());
+        source = std::move(*f);
+    }
+
+    init_logging("ventilator", common.verbosity());
+    install_stop_handlers();
+    opt.transport = common.transport;
+    auto outcome = run_ventilator(opt, *source);
+    if (!outcome) {
+        spdlog::error("{}", outcome.error());
+        return k_exit_usage;
+    }
+    const auto& o = *outcome;
+    if (o.interrupted) return k_exit_failed_tasks;
+    std::printf("job %s: %llu tasks, %llu ok, %llu failed, %u workers, %.3f s\n", o.job.c_str(),
+                static_cast<unsigned long long>(o.total), static_cast<unsigned long long>(o.ok),
+                static_cast<unsigned long long>(o.failed), o.workers, o.seconds);
+    std::fflush(stdout);
+    return o.failed > 0 ? k_exit_failed_tasks : k_exit_ok;
+}

@@ -1,0 +1,331 @@
+#include "ventilator.hpp"
+
+#include <chrono>
+#include <deque>
+#include <optional>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include "ledger.hpp"
+#include "zfarm/codec.hpp"
+#include "zfarm/logging.hpp"
+#include "zfarm/signals.hpp"
+
+namespace zfarm::ventilator {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+constexpr auto k_open_retry = std::chrono::milliseconds(200);
+constexpr auto k_close_retry = std::chrono::milliseconds(1000);
+constexpr auto k_waiting_log = std::chrono::seconds(5);
+constexpr auto k_poll_interval = std::chrono::milliseconds(100);
+
+class dispatcher {
+  public:
+    dispatcher(const ventilator_options& opt, task_source& source, zmq::socket_t& tasks,
+               zmq::socket_t& to_sink, zmq::socket_t& control)
+        : opt_(opt),
+          source_(source),
+          tasks_(tasks),
+          to_sink_(to_sink),
+          control_(control),
+          ledger_(opt.window) {}
+
+    expected<job_outcome, std::string> run();
+
+  private:
+    bool credit_mode() const { return opt_.dispatch == dispatch_mode::credit; }
+    void send_to_sink(const proto::message& m) {
+        proto::encode(m, scratch_);
+        to_sink_.send(zmq::buffer(scratch_), zmq::send_flags::none);
+    }
+    // Reads control messages; returns true when this job's DONE arrived.
+    bool on_control();
+    void on_credit();
+    // Sends as many tasks as window, credit and sockets allow. Returns an
+    // error when the task source fails.
+    expected<bool, std::string> dispatch(clock::time_point now);
+    std::string* pick_worker();
+
+    const ventilator_options& opt_;
+    task_source& source_;
+    zmq::socket_t& tasks_;  // PUSH (push mode) or ROUTER (credit mode)
+    zmq::socket_t& to_sink_;
+    zmq::socket_t& control_;
+    ledger ledger_;
+    drop_counter drops_;
+    std::string scratch_;
+
+    bool opened_ = false;
+    bool exhausted_ = false;
+    std::uint64_t next_id_ = 0;
+    std::optional<task_spec> pending_;  // generated, not yet sent
+    std::deque<std::uint64_t> resend_;  // in the ledger, to be sent again
+    std::optional<proto::done> done_;
+
+    // Credit dispatch: credit per worker, and a rotation for fairness.
+    std::unordered_map<std::string, std::uint64_t> credit_;
+    std::deque<std::string> rotation_;
+};
+
+bool dispatcher::on_control() {
+    for (int i = 0; i < 1024; ++i) {
+        zmq::message_t topic;
+        if (!control_.recv(topic, zmq::recv_flags::dontwait)) break;
+        if (!topic.more()) continue;
+        zmq::message_t body;
+        (void)control_.recv(body, zmq::recv_flags::none);
+        while (body.more())
+            (void)control_.recv(body, zmq::recv_flags::none);
+        auto decoded = proto::decode(body.to_string_view());
+        if (!decoded) {
+            drops_.drop("control", peer_address(body), proto::to_string(decoded.error().code));
+            continue;
+        }
+        if (auto* a = std::get_if<proto::ack>(&*decoded)) {
+            if (a->job != opt_.job) continue;
+            if (!opened_) spdlog::debug("sink acknowledged job {}", opt_.job);
+            opened_ = true;
+            for (auto id : a->ids)
+                ledger_.acknowledge(id);
+        } else if (auto* d = std::get_if<proto::done>(&*decoded)) {
+            // A DONE for a job we have not closed is stale (an earlier run of
+            // the same name, re-published): ignore it.
+            if (d->job == opt_.job && exhausted_ && d->total == next_id_) done_ = *d;
+        }
+    }
+    return done_.has_value();
+}
+
+void dispatcher::on_credit() {
+    for (int i = 0; i < 1024; ++i) {
+        zmq::message_t identity;
+        if (!tasks_.recv(identity, zmq::recv_flags::dontwait)) break;
+        if (!identity.more()) continue;
+        zmq::message_t body;
+        (void)tasks_.recv(body, zmq::recv_flags::none);
+        while (body.more())
+            (void)tasks_.recv(body, zmq::recv_flags::none);
+        auto decoded = proto::decode(body.to_string_view());
+        auto* c = decoded ? std::get_if<proto::credit>(&*decoded) : nullptr;
+        if (!c) {
+            drops_.drop("credit", peer_address(body),
+                        decoded ? "not a CREDIT" : proto::to_string(decoded.error().code));
+            continue;
+        }
+        std::string who = identity.to_string();
+        auto [it, fresh] = credit_.try_emplace(who, 0);
+        if (fresh) {
+            rotation_.push_back(who);
+            spdlog::info("worker {} is taking tasks", c->worker);
+        }
+        it->second = c->reset ? c->amount : it->second + c->amount;
+    }
+}
+
+std::string* dispatcher::pick_worker() {
+    for (std::size_t i = 0; i < rotation_.size(); ++i) {
+        std::string who = std::move(rotation_.front());
+        rotation_.pop_front();
+        rotation_.push_back(std::move(who));
+        auto it = credit_.find(rotation_.back());
+        if (it != credit_.end() && it->second > 0) return &rotation_.back();
+    }
+    return nullptr;
+}
+
+expected<bool, std::string> dispatcher::dispatch(clock::time_point now) {
+    bool progressed = false;
+    for (;;) {
+        // Which task goes next: one to send again, or a new one.
+        std::uint64_t id = 0;
+        bool is_resend = false;
+        if (!resend_.empty()) {
+            id = resend_.front();
+            is_resend = true;
+            if (!ledger_.find(id)) {  // acknowledged meanwhile
+                resend_.pop_front();
+                continue;
+            }
+        } else {
+            if (ledger_.full()) break;
+            if (!pending_) {
+                if (exhausted_) break;
+                auto next = source_.next();
+                if (!next) return unexpected{next.error()};
+                if (!*next) {
+                    exhausted_ = true;
+                    break;
+                }
+                pending_ = std::move(**next);
+            }
+            id = next_id_;
+        }
+
+        std::string* who = nullptr;
+        if (credit_mode()) {
+            who = pick_worker();
+            if (!who) break;
+        }
+        ledger_entry entry;
+        const ledger_entry* e = nullptr;
+        if (is_resend) {
+            e = ledger_.find(id);
+        } else {
+            entry.kind = pending_->kind;
+            entry.payload = pending_->payload;
+            e = &entry;
+        }
+        proto::task t{opt_.job, id, e->attempt, e->kind, e->payload, opt_.task_timeout_ms};
+        proto::encode(t, scratch_);
+        bool sent = false;
+        if (credit_mode()) {
+            try {
+                sent = tasks_
+                           .send(zmq::buffer(*who),
+                                 zmq::send_flags::sndmore | zmq::send_flags::dontwait)
+                           .has_value();
+                if (sent) tasks_.send(zmq::buffer(scratch_), zmq::send_flags::none);
+            } catch (const zmq::error_t& err) {
+                if (err.num() != EHOSTUNREACH) throw;
+                spdlog::info("worker {} is gone; its credit is forgotten", *who);
+                credit_.erase(*who);
+                std::erase(rotation_, *who);
+                continue;
+            }
+            if (!sent) break;
+            --credit_[*who];
+        } else {
+            sent = tasks_.send(zmq::buffer(scratch_), zmq::send_flags::dontwait).has_value();
+            if (!sent) break;  // no worker connected yet, or all pipes full
+        }
+        progressed = true;
+        if (is_resend) {
+            resend_.pop_front();
+            auto* le = ledger_.find(id);
+            le->sent_at = now;
+            le->holder = who ? *who : std::string();
+        } else {
+            entry.sent_at = now;
+            if (who) entry.holder = *who;
+            ledger_.add(id, std::move(entry));
+            pending_.reset();
+            ++next_id_;
+        }
+    }
+    return progressed;
+}
+
+expected<job_outcome, std::string> dispatcher::run() {
+    const auto started = clock::now();
+    auto next_open = started;
+    auto next_close = started;
+    auto next_waiting_log = started + k_waiting_log;
+    bool closed = false;
+    while (!done_) {
+        if (stop_requests() > 0) {
+            spdlog::warn("interrupted: {} of {} sent task(s) recorded", ledger_.acknowledged(),
+                         next_id_);
+            return job_outcome{
+                opt_.job, next_id_, 0,
+                0,        0,        std::chrono::duration<double>(clock::now() - started).count(),
+                true};
+        }
+        auto now = clock::now();
+        if (!opened_ && now >= next_open) {
+            send_to_sink(proto::job_open{opt_.job});
+            next_open = now + k_open_retry;
+        }
+        if (opened_) {
+            auto d = dispatch(now);
+            if (!d) return unexpected{d.error()};
+            if (exhausted_ && !pending_ && (!closed || now >= next_close)) {
+                if (!closed) spdlog::info("all {} task(s) of job {} sent", next_id_, opt_.job);
+                send_to_sink(proto::job_close{opt_.job, next_id_});
+                closed = true;
+                next_close = now + k_close_retry;
+            }
+        }
+        if (now >= next_waiting_log) {
+            next_waiting_log = now + k_waiting_log;
+            if (!opened_) {
+                spdlog::info("waiting for the sink at {} / {}", opt_.results_endpoint,
+                             opt_.control_endpoint);
+            } else if (ledger_.size() > 0 && ledger_.acknowledged() == 0) {
+                spdlog::info("waiting for workers: {} task(s) sent, none recorded yet", next_id_);
+            }
+        }
+
+        const bool want_out =
+            !credit_mode() && opened_ && (pending_ || !exhausted_) && !ledger_.full();
+        zmq::pollitem_t items[] = {
+            {control_.handle(), 0, ZMQ_POLLIN, 0},
+            {tasks_.handle(), 0,
+             static_cast<short>(credit_mode() ? ZMQ_POLLIN : (want_out ? ZMQ_POLLOUT : 0)), 0},
+        };
+        try {
+            zmq::poll(items, 2, k_poll_interval);
+        } catch (const zmq::error_t& e) {
+            if (e.num() != EINTR) throw;
+            continue;
+        }
+        if (items[0].revents & ZMQ_POLLIN) on_control();
+        if (credit_mode() && (items[1].revents & ZMQ_POLLIN)) on_credit();
+    }
+    job_outcome out;
+    out.job = opt_.job;
+    out.total = done_->total;
+    out.ok = done_->ok;
+    out.failed = done_->failed;
+    out.workers = done_->workers;
+    out.seconds = std::chrono::duration<double>(clock::now() - started).count();
+    return out;
+}
+
+}  // namespace
+
+expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
+                                                  task_source& source) {
+    try {
+        zmq::context_t ctx(1);
+        const bool credit = opt.dispatch == dispatch_mode::credit;
+        zmq::socket_t tasks(ctx, credit ? zmq::socket_type::router : zmq::socket_type::push);
+        zmq::socket_t to_sink(ctx, zmq::socket_type::push);
+        zmq::socket_t control(ctx, zmq::socket_type::sub);
+
+        configure_socket(tasks, opt.transport, credit);
+        if (credit) {
+            tasks.set(zmq::sockopt::router_mandatory, 1);
+            tasks.set(zmq::sockopt::router_handover, 1);
+        } else {
+            tasks.set(zmq::sockopt::sndhwm, 1000);
+        }
+        configure_socket(to_sink, opt.transport, false);
+        configure_socket(control, opt.transport, true);
+        control.set(zmq::sockopt::rcvhwm, 0);  // never drop an ACK: the ledger waits for each
+        control.set(zmq::sockopt::subscribe, proto::k_topic_ack);
+        control.set(zmq::sockopt::subscribe, proto::k_topic_done);
+
+        auto bound = bind_socket(tasks, credit ? opt.credit_endpoint : opt.tasks_endpoint);
+        if (!bound) return unexpected{bound.error()};
+        for (auto [sock, ep] : {std::pair{&to_sink, opt.results_endpoint},
+                                std::pair{&control, opt.control_endpoint}}) {
+            auto ok = connect_socket(*sock, ep);
+            if (!ok) return unexpected{ok.error()};
+        }
+        spdlog::info("ventilator up: job {}, {} dispatch on {}, sink {} / {}, window {}", opt.job,
+                     credit ? "credit" : "push", *bound, opt.results_endpoint, opt.control_endpoint,
+                     opt.window);
+        dispatcher d(opt, source, tasks, to_sink, control);
+        auto outcome = d.run();
+        if (outcome && outcome->interrupted) to_sink.set(zmq::sockopt::linger, 0);
+        return outcome;
+    } catch (const std::exception& e) {
+        return unexpected{std::string(e.what())};
+    }
+}
+
+}  // namespace zfarm::ventilator

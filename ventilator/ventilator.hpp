@@ -1,0 +1,48 @@
+// The ventilator: opens a job on the sink, streams its tasks to workers
+// (push: a PUSH socket, round-robin; credit: a ROUTER, only to workers that
+// granted credit), keeps every unacknowledged task in a bounded ledger,
+// closes the job with its total and waits for the sink's DONE.
+//
+// run_ventilator() owns every socket and must be called from one thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "task_source.hpp"
+#include "zfarm/sockets.hpp"
+
+namespace zfarm::ventilator {
+
+enum class dispatch_mode { push, credit };
+
+struct ventilator_options {
+    std::string tasks_endpoint = "tcp://*:5557";
+    std::string credit_endpoint = "tcp://*:5560";
+    std::string results_endpoint = "tcp://localhost:5558";
+    std::string control_endpoint = "tcp://localhost:5559";
+    dispatch_mode dispatch = dispatch_mode::push;
+    std::string job;
+    std::size_t window = 4096;  // tasks in flight (sent, not acknowledged)
+    std::uint32_t retries = 3;
+    std::uint32_t task_timeout_ms = 0;
+    transport_options transport;
+};
+
+struct job_outcome {
+    std::string job;
+    std::uint64_t total = 0;
+    std::uint64_t ok = 0;
+    std::uint64_t failed = 0;
+    std::uint32_t workers = 0;
+    double seconds = 0;
+    bool interrupted = false;
+};
+
+// Runs one job to completion. An error is a one-line reason (bad endpoint,
+// bad task input); an interrupted job is an outcome with interrupted set.
+expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
+                                                  task_source& source);
+
+}  // namespace zfarm::ventilator

@@ -1,0 +1,131 @@
+// zfarm::worker: the embeddable worker. An application registers a handler per
+// task kind, then run() connects to a ventilator and a sink and executes tasks
+// until the job is done (with exit_when_done), stop() is called, or the
+// process is asked to stop (SIGINT/SIGTERM, when install_stop_handlers() ran).
+//
+// Threads: run() owns every ZeroMQ socket and must be called from one thread
+// at a time. Handlers run on `threads` executor threads (or inline on the
+// run() thread when registered inline); a handler must be safe to call
+// concurrently when threads > 1. stop() may be called from any thread, and is
+// async-signal-safe. No exception crosses this API: errors are values.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "zfarm/expected.hpp"
+#include "zfarm/sockets.hpp"
+
+namespace zmq {
+class context_t;
+}
+
+namespace zfarm {
+
+// What a handler sees of a task. Views are valid only during the call.
+class task_view {
+  public:
+    task_view(std::string_view job_name, std::uint64_t task_id, std::uint32_t attempt_no,
+              std::string_view task_kind, std::string_view task_payload,
+              const std::atomic<bool>* cancel, std::chrono::steady_clock::time_point deadline)
+        : job(job_name),
+          id(task_id),
+          attempt(attempt_no),
+          kind(task_kind),
+          payload(task_payload),
+          cancel_(cancel),
+          deadline_(deadline) {}
+
+    std::string_view job;
+    std::uint64_t id;
+    std::uint32_t attempt;
+    std::string_view kind;
+    std::string_view payload;
+
+    // True once the worker wants this task abandoned (a second stop, the job
+    // was cancelled, or its deadline passed). Long handlers should poll it.
+    bool cancelled() const noexcept {
+        return (cancel_ && cancel_->load(std::memory_order_relaxed)) ||
+               std::chrono::steady_clock::now() >= deadline_;
+    }
+    std::chrono::steady_clock::time_point deadline() const noexcept { return deadline_; }
+
+  private:
+    const std::atomic<bool>* cancel_;
+    std::chrono::steady_clock::time_point deadline_;
+};
+
+// A handler returns the task's output bytes, or an error reason (the task is
+// then recorded as failed with that reason). A handler that throws is
+// treated as returning the exception's what().
+using handler_result = expected<std::string, std::string>;
+using handler_fn = std::function<handler_result(const task_view&)>;
+
+struct worker_options {
+    std::string tasks_endpoint;    // ventilator's PUSH (push dispatch)
+    std::string credit_endpoint;   // ventilator's ROUTER (credit dispatch)
+    std::string results_endpoint;  // sink's PULL
+    std::string control_endpoint;  // sink's PUB
+    unsigned threads = 1;          // executor threads
+    int prefetch = -1;             // tasks queued beyond `threads`; -1: sized automatically
+    std::string identity;          // empty: HOST-PID-RANDOM
+    bool exit_when_done = false;   // return from run() after a DONE (see PROTOCOL.md)
+    bool builtin_kinds = true;     // register sleep, spin, echo
+    // Also stop when zfarm::install_stop_handlers() saw SIGINT/SIGTERM (the
+    // zfarm-worker program sets this; an embedding app calls stop() instead).
+    bool observe_stop_signals = false;
+    transport_options transport;
+    // The app's context, so inproc:// endpoints reach sockets in the same
+    // process. Null: the worker makes its own.
+    zmq::context_t* context = nullptr;
+};
+
+enum class worker_errc { bad_options, socket_error, internal };
+
+struct worker_error {
+    worker_errc code;
+    std::string message;  // one line
+};
+
+struct worker_summary {
+    std::uint64_t tasks_ok = 0;
+    std::uint64_t tasks_failed = 0;
+    std::uint64_t frames_dropped = 0;
+};
+
+class worker {
+  public:
+    explicit worker(worker_options options);
+    ~worker();
+    worker(const worker&) = delete;
+    worker& operator=(const worker&) = delete;
+
+    // Registers (or replaces) the handler for `kind`. Inline handlers run on
+    // the run() thread and must be quick and non-blocking (echo is); they
+    // skip the hand-off to an executor thread. Call before run().
+    void handle(std::string kind, handler_fn fn, bool inline_handler = false);
+
+    // Blocks until done, stopped, or a fatal socket error.
+    expected<worker_summary, worker_error> run();
+
+    // Asks run() to return: the first call drains (no new tasks; running and
+    // queued ones finish and are reported), the second abandons running tasks.
+    void stop() noexcept;
+
+    const std::string& identity() const noexcept;
+
+  private:
+    class impl;
+    std::unique_ptr<impl> impl_;
+};
+
+// The built-in kinds (DESIGN.md): `sleep` and `spin` take a decimal number of
+// milliseconds as payload; `echo` returns its payload.
+void register_builtin_kinds(worker& w);
+
+}  // namespace zfarm

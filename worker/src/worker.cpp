@@ -1,0 +1,393 @@
+#include "zfarm/worker.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <random>
+#include <unordered_set>
+
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include "executor_pool.hpp"
+#include "zfarm/codec.hpp"
+#include "zfarm/logging.hpp"
+#include "zfarm/signals.hpp"
+#include "zfarm/version.hpp"
+
+namespace zfarm {
+namespace {
+
+using clock = std::chrono::steady_clock;
+using detail::origin;
+
+constexpr auto k_heartbeat_interval = std::chrono::milliseconds(1000);
+constexpr auto k_poll_interval = std::chrono::milliseconds(100);
+// Round trip assumed when sizing prefetch: a task should be queued behind
+// each running one whenever a task takes less than this to run.
+constexpr double k_assumed_rtt_us = 1000.0;
+constexpr unsigned k_max_prefetch_per_thread = 1000;
+constexpr std::size_t k_max_cancelled_jobs = 64;
+
+std::string host_name() {
+    char buf[256] = {};
+    if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+    return buf;
+}
+
+std::string make_identity() {
+    std::random_device rd;
+    char suffix[8];
+    std::snprintf(suffix, sizeof suffix, "%04x", static_cast<unsigned>(rd() & 0xffff));
+    return host_name() + "-" + std::to_string(getpid()) + "-" + suffix;
+}
+
+}  // namespace
+
+class worker::impl {
+  public:
+    explicit impl(worker_options o) : opt_(std::move(o)) {
+        id_ = opt_.identity.empty() ? make_identity() : opt_.identity;
+    }
+
+    expected<worker_summary, worker_error> run();
+    void stop() noexcept { stop_.fetch_add(1, std::memory_order_relaxed); }
+
+    worker_options opt_;
+    std::string id_;
+    detail::handler_table handlers_;
+    std::atomic<int> stop_{0};
+
+  private:
+    int stop_level() const noexcept {
+        return std::max(stop_.load(std::memory_order_relaxed),
+                        opt_.observe_stop_signals ? stop_requests() : 0);
+    }
+    unsigned capacity() const;
+    void send(zmq::socket_t& s, const proto::message& m);
+    void accept_task(proto::task t, origin o, zmq::socket_t& results);
+    void on_control(zmq::socket_t& sub);
+    void on_completion(zmq::socket_t& done, zmq::socket_t& results);
+    void release(origin o, unsigned n);
+    void observe_service_time(std::uint64_t elapsed_us);
+
+    std::unique_ptr<detail::executor_pool> pool_;
+    std::string scratch_;
+    drop_counter drops_;
+    worker_summary summary_;
+
+    unsigned held_[2] = {0, 0};  // tasks queued or running, by origin
+    unsigned credit_outstanding_ = 0;
+    bool credit_connected_ = false;
+    bool credit_reset_pending_ = false;
+    double service_ewma_us_ = -1.0;
+    bool done_seen_ = false;
+    std::deque<std::string> cancelled_jobs_;
+};
+
+unsigned worker::impl::capacity() const {
+    const unsigned threads = std::max(1u, opt_.threads);
+    if (opt_.prefetch >= 0) return threads + static_cast<unsigned>(opt_.prefetch);
+    if (service_ewma_us_ < 0) return 2 * threads;  // nothing observed yet
+    const double per_thread = std::round(k_assumed_rtt_us / std::max(service_ewma_us_, 1.0));
+    return threads +
+           threads * static_cast<unsigned>(std::min<double>(per_thread, k_max_prefetch_per_thread));
+}
+
+void worker::impl::observe_service_time(std::uint64_t elapsed_us) {
+    const double x = static_cast<double>(elapsed_us);
+    service_ewma_us_ = service_ewma_us_ < 0 ? x : 0.9 * service_ewma_us_ + 0.1 * x;
+}
+
+void worker::impl::send(zmq::socket_t& s, const proto::message& m) {
+    proto::encode(m, scratch_);
+    s.send(zmq::buffer(scratch_), zmq::send_flags::none);
+}
+
+void worker::impl::release(origin o, unsigned n) {
+    held_[static_cast<int>(o)] -= std::min(n, held_[static_cast<int>(o)]);
+}
+
+void worker::impl::accept_task(proto::task t, origin o, zmq::socket_t& results) {
+    if (std::find(cancelled_jobs_.begin(), cancelled_jobs_.end(), t.job) != cancelled_jobs_.end()) {
+        return;  // the job was stopped: its stragglers are not run
+    }
+    ++held_[static_cast<int>(o)];
+    auto it = handlers_.find(t.kind);
+    if (it != handlers_.end() && it->second.inline_handler) {
+        proto::result r = detail::execute(handlers_, t, id_, nullptr);
+        (r.status == proto::task_status::ok ? summary_.tasks_ok : summary_.tasks_failed)++;
+        observe_service_time(r.elapsed_us);
+        send(results, r);
+        release(o, 1);
+        return;
+    }
+    pool_->submit(std::move(t), o);
+}
+
+void worker::impl::on_completion(zmq::socket_t& done, zmq::socket_t& results) {
+    for (int i = 0; i < 256; ++i) {
+        zmq::message_t header;
+        if (!done.recv(header, zmq::recv_flags::dontwait)) return;
+        zmq::message_t body;
+        (void)done.recv(body, zmq::recv_flags::none);
+        const auto o = static_cast<origin>(header.data<char>()[0]);
+        const std::string job(header.data<char>() + 1, header.size() - 1);
+        release(o, 1);
+        if (std::find(cancelled_jobs_.begin(), cancelled_jobs_.end(), job) != cancelled_jobs_.end())
+            continue;
+        auto decoded = proto::decode(body.to_string_view());
+        if (decoded) {
+            const auto& r = std::get<proto::result>(*decoded);
+            (r.status == proto::task_status::ok ? summary_.tasks_ok : summary_.tasks_failed)++;
+            observe_service_time(r.elapsed_us);
+        }
+        results.send(body, zmq::send_flags::none);
+    }
+}
+
+void worker::impl::on_control(zmq::socket_t& sub) {
+    for (int i = 0; i < 64; ++i) {
+        zmq::message_t topic;
+        if (!sub.recv(topic, zmq::recv_flags::dontwait)) return;
+        if (!topic.more()) continue;
+        zmq::message_t body;
+        (void)sub.recv(body, zmq::recv_flags::none);
+        while (body.more())
+            (void)sub.recv(body, zmq::recv_flags::none);  // ignore extra parts
+        auto decoded = proto::decode(body.to_string_view());
+        if (!decoded) {
+            drops_.drop("control", peer_address(body), proto::to_string(decoded.error().code));
+            continue;
+        }
+        if (auto* d = std::get_if<proto::done>(&*decoded)) {
+            spdlog::debug("job {} is done ({} open on the sink)", d->job, d->open_jobs);
+            if (d->open_jobs == 0) done_seen_ = true;
+        } else if (auto* s = std::get_if<proto::stop>(&*decoded)) {
+            spdlog::info("job {} stopped: {}", s->job, s->reason);
+            if (std::find(cancelled_jobs_.begin(), cancelled_jobs_.end(), s->job) ==
+                cancelled_jobs_.end()) {
+                cancelled_jobs_.push_back(s->job);
+                if (cancelled_jobs_.size() > k_max_cancelled_jobs) cancelled_jobs_.pop_front();
+            }
+            for (auto& [t, o] : pool_->remove_queued(s->job))
+                release(o, 1);
+            pool_->cancel_running(s->job);
+        }
+    }
+}
+
+expected<worker_summary, worker_error> worker::impl::run() {
+    auto fail = [](worker_errc c, std::string m) {
+        return unexpected{worker_error{c, std::move(m)}};
+    };
+    if (opt_.results_endpoint.empty() || opt_.control_endpoint.empty())
+        return fail(worker_errc::bad_options, "the results and control endpoints are required");
+    if (opt_.tasks_endpoint.empty() && opt_.credit_endpoint.empty())
+        return fail(worker_errc::bad_options, "a tasks or a credit endpoint is required");
+    if (opt_.threads == 0 || opt_.threads > 4096)
+        return fail(worker_errc::bad_options, "threads must be 1-4096");
+
+    std::unique_ptr<zmq::context_t> own_ctx;
+    if (!opt_.context) own_ctx = std::make_unique<zmq::context_t>(1);
+    zmq::context_t& ctx = opt_.context ? *opt_.context : *own_ctx;
+
+    try {
+        zmq::socket_t pull(ctx, zmq::socket_type::pull);
+        zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+        zmq::socket_t results(ctx, zmq::socket_type::push);
+        zmq::socket_t sub(ctx, zmq::socket_type::sub);
+        zmq::socket_t done(ctx, zmq::socket_type::pull);
+        zmq::socket_t monitor(ctx, zmq::socket_type::pair);
+
+        configure_socket(pull, opt_.transport, true);
+        pull.set(zmq::sockopt::rcvhwm, 64);
+        configure_socket(dealer, opt_.transport, true);
+        dealer.set(zmq::sockopt::routing_id, id_);
+        dealer.set(zmq::sockopt::immediate, 1);  // never queue credit for a peer not yet there
+        configure_socket(results, opt_.transport, false);
+        results.set(zmq::sockopt::sndhwm, 100000);
+        configure_socket(sub, opt_.transport, true);
+        sub.set(zmq::sockopt::subscribe, proto::k_topic_done);
+        sub.set(zmq::sockopt::subscribe, proto::k_topic_stop);
+
+        const std::string tag = std::to_string(reinterpret_cast<std::uintptr_t>(this));
+        const std::string done_ep = "inproc://zfarm-worker-done-" + tag;
+        const std::string monitor_ep = "inproc://zfarm-worker-monitor-" + tag;
+        done.bind(done_ep);
+        if (!opt_.credit_endpoint.empty()) {
+            if (zmq_socket_monitor(dealer.handle(), monitor_ep.c_str(),
+                                   ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0)
+                return fail(worker_errc::socket_error, "cannot monitor the credit socket");
+            monitor.connect(monitor_ep);
+        }
+
+        for (auto [sock, ep] :
+             {std::pair{&pull, opt_.tasks_endpoint}, std::pair{&dealer, opt_.credit_endpoint},
+              std::pair{&results, opt_.results_endpoint}, std::pair{&sub, opt_.control_endpoint}}) {
+            if (ep.empty()) continue;
+            auto ok = connect_socket(*sock, ep);
+            if (!ok) return fail(worker_errc::socket_error, ok.error());
+        }
+
+        pool_ = std::make_unique<detail::executor_pool>(ctx, done_ep, std::max(1u, opt_.threads),
+                                                        handlers_, id_);
+        struct pool_guard {
+            std::unique_ptr<detail::executor_pool>& p;
+            ~pool_guard() {
+                if (p) {
+                    p->remove_all_queued();
+                    p->cancel_running("");
+                    p->shutdown();
+                    p.reset();
+                }
+            }
+        } guard{pool_};
+
+        send(results, proto::hello{id_, host_name(), static_cast<std::uint32_t>(getpid()),
+                                   opt_.threads, std::string(k_version)});
+        spdlog::info("worker {} up: {} thread(s), tasks {}, credit {}, results {}", id_,
+                     opt_.threads, opt_.tasks_endpoint.empty() ? "-" : opt_.tasks_endpoint,
+                     opt_.credit_endpoint.empty() ? "-" : opt_.credit_endpoint,
+                     opt_.results_endpoint);
+
+        auto next_heartbeat = clock::now() + k_heartbeat_interval;
+        bool abandoned = false;
+        for (;;) {
+            const int level = stop_level();
+            const bool draining = level >= 1 || done_seen_;
+            if (level >= 2 && !abandoned) {
+                abandoned = true;
+                for (auto& [t, o] : pool_->remove_all_queued())
+                    release(o, 1);
+                pool_->cancel_running("");
+            }
+            if (draining && held_[0] + held_[1] == 0) break;
+
+            // Grant credit for free capacity, on a live credit connection only.
+            if (!draining && credit_connected_) {
+                const unsigned cap = capacity();
+                const unsigned used = held_[1] + credit_outstanding_;
+                if (used < cap || credit_reset_pending_) {
+                    const unsigned grant = used < cap ? cap - used : 0;
+                    proto::credit c{id_, grant, credit_reset_pending_};
+                    proto::encode(c, scratch_);
+                    if (dealer.send(zmq::buffer(scratch_), zmq::send_flags::dontwait)) {
+                        credit_outstanding_ += grant;
+                        credit_reset_pending_ = false;
+                    }
+                }
+            }
+
+            const bool want_push =
+                !draining && !opt_.tasks_endpoint.empty() && held_[0] < capacity();
+            zmq::pollitem_t items[] = {
+                {done.handle(), 0, ZMQ_POLLIN, 0},
+                {sub.handle(), 0, ZMQ_POLLIN, 0},
+                {dealer.handle(), 0, ZMQ_POLLIN, 0},
+                {monitor.handle(), 0, ZMQ_POLLIN, 0},
+                {pull.handle(), 0, static_cast<short>(want_push ? ZMQ_POLLIN : 0), 0},
+            };
+            const auto now = clock::now();
+            auto wait = std::min<clock::duration>(k_poll_interval, next_heartbeat - now);
+            if (wait < clock::duration::zero()) wait = clock::duration::zero();
+            try {
+                zmq::poll(items, std::size(items),
+                          std::chrono::duration_cast<std::chrono::milliseconds>(wait));
+            } catch (const zmq::error_t& e) {
+                if (e.num() != EINTR) throw;
+                continue;
+            }
+
+            if (items[0].revents & ZMQ_POLLIN) on_completion(done, results);
+            if (items[1].revents & ZMQ_POLLIN) on_control(sub);
+            if (items[3].revents & ZMQ_POLLIN) {
+                zmq::message_t ev, addr;
+                while (monitor.recv(ev, zmq::recv_flags::dontwait)) {
+                    if (ev.more()) (void)monitor.recv(addr, zmq::recv_flags::none);
+                    std::uint16_t event = 0;
+                    if (ev.size() >= 2) std::memcpy(&event, ev.data(), 2);
+                    credit_outstanding_ = 0;
+                    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+                        credit_connected_ = true;
+                        credit_reset_pending_ = true;
+                        spdlog::debug("credit connection up");
+                    } else {
+                        credit_connected_ = false;
+                        spdlog::debug("credit connection down");
+                    }
+                }
+            }
+            if (items[2].revents & ZMQ_POLLIN) {
+                for (int i = 0; i < 1024; ++i) {
+                    zmq::message_t m;
+                    if (!dealer.recv(m, zmq::recv_flags::dontwait)) break;
+                    auto decoded = proto::decode(m.to_string_view());
+                    proto::task* t = decoded ? std::get_if<proto::task>(&*decoded) : nullptr;
+                    if (!t) {
+                        drops_.drop(
+                            "credit", peer_address(m),
+                            decoded ? "not a TASK" : proto::to_string(decoded.error().code));
+                        continue;
+                    }
+                    if (credit_outstanding_ > 0) --credit_outstanding_;
+                    accept_task(std::move(*t), origin::credit, results);
+                }
+            }
+            if (items[4].revents & ZMQ_POLLIN) {
+                while (held_[0] < capacity()) {
+                    zmq::message_t m;
+                    if (!pull.recv(m, zmq::recv_flags::dontwait)) break;
+                    auto decoded = proto::decode(m.to_string_view());
+                    proto::task* t = decoded ? std::get_if<proto::task>(&*decoded) : nullptr;
+                    if (!t) {
+                        drops_.drop(
+                            "tasks", peer_address(m),
+                            decoded ? "not a TASK" : proto::to_string(decoded.error().code));
+                        continue;
+                    }
+                    accept_task(std::move(*t), origin::push, results);
+                }
+            }
+            if (clock::now() >= next_heartbeat) {
+                next_heartbeat = clock::now() + k_heartbeat_interval;
+                send(results, proto::heartbeat{id_, summary_.tasks_ok + summary_.tasks_failed,
+                                               pool_->running()});
+            }
+        }
+        send(results, proto::bye{id_});
+        summary_.frames_dropped = drops_.count();
+        spdlog::info("worker {} leaving: {} ok, {} failed, {} bad frames dropped", id_,
+                     summary_.tasks_ok, summary_.tasks_failed, summary_.frames_dropped);
+        return summary_;
+    } catch (const zmq::error_t& e) {
+        return fail(worker_errc::socket_error, e.what());
+    } catch (const std::exception& e) {
+        return fail(worker_errc::internal, e.what());
+    }
+}
+
+worker::worker(worker_options options) : impl_(std::make_unique<impl>(std::move(options))) {
+    if (impl_->opt_.builtin_kinds) register_builtin_kinds(*this);
+}
+worker::~worker() = default;
+
+void worker::handle(std::string kind, handler_fn fn, bool inline_handler) {
+    impl_->handlers_[std::move(kind)] = detail::handler_entry{std::move(fn), inline_handler};
+}
+
+expected<worker_summary, worker_error> worker::run() {
+    return impl_->run();
+}
+void worker::stop() noexcept {
+    impl_->stop();
+}
+const std::string& worker::identity() const noexcept {
+    return impl_->id_;
+}
+
+}  // namespace zfarm
