@@ -19,6 +19,10 @@ job_state* job_table::find(const std::string& name) {
     return it == open_.end() ? nullptr : &it->second;
 }
 
+bool job_table::cancel(const std::string& name) {
+    return open_.erase(name) > 0;
+}
+
 const proto::done* job_table::finished(const std::string& name) const {
     for (const auto& d : finished_)
         if (d.job == name) return &d;

@@ -43,6 +43,8 @@ class job_table {
     // jobs are open.
     job_state* open(const std::string& name, std::chrono::steady_clock::time_point now);
     job_state* find(const std::string& name);
+    // Forgets an open job (cancelled by its ventilator). False if not open.
+    bool cancel(const std::string& name);
     const proto::done* finished(const std::string& name) const;
 
     // Records a result; its job is opened implicitly when unknown (a sink

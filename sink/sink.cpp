@@ -78,6 +78,14 @@ class sink_loop {
             }
             pending_acks_[o->job];  // an ACK with no ids answers JOB_OPEN
         } else if (auto* c = std::get_if<proto::job_close>(&msg)) {
+            if (c->cancel) {
+                if (jobs_.cancel(c->job)) {
+                    spdlog::warn("job {} cancelled by its ventilator", c->job);
+                    proto::encode(proto::stop{c->job, "cancelled by the ventilator"}, scratch_);
+                    publish(control_, proto::k_topic_stop, scratch_);
+                }
+                return;
+            }
             job_state* j = jobs_.find(c->job);
             if (!j && jobs_.finished(c->job)) return;  // a repeated close of a finished job
             if (!j) j = jobs_.open(c->job, now);

@@ -227,12 +227,15 @@ expected<job_outcome, std::string> dispatcher::run() {
     bool closed = false;
     while (!done_) {
         if (stop_requests() > 0) {
-            spdlog::warn("interrupted: {} of {} sent task(s) recorded", ledger_.acknowledged(),
-                         next_id_);
-            return job_outcome{
-                opt_.job, next_id_, 0,
-                0,        0,        std::chrono::duration<double>(clock::now() - started).count(),
-                true};
+            spdlog::warn("interrupted: {} of {} sent task(s) recorded; cancelling job {}",
+                         ledger_.acknowledged(), next_id_, opt_.job);
+            if (opened_) send_to_sink(proto::job_close{opt_.job, next_id_, true});
+            job_outcome out;
+            out.job = opt_.job;
+            out.total = next_id_;
+            out.seconds = std::chrono::duration<double>(clock::now() - started).count();
+            out.interrupted = true;
+            return out;
         }
         auto now = clock::now();
         if (!opened_ && now >= next_open) {
@@ -320,9 +323,7 @@ expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
                      credit ? "credit" : "push", *bound, opt.results_endpoint, opt.control_endpoint,
                      opt.window);
         dispatcher d(opt, source, tasks, to_sink, control);
-        auto outcome = d.run();
-        if (outcome && outcome->interrupted) to_sink.set(zmq::sockopt::linger, 0);
-        return outcome;
+        return d.run();
     } catch (const std::exception& e) {
         return unexpected{std::string(e.what())};
     }

@@ -45,9 +45,10 @@ struct encoder {
         pack_str(p, m.job);
     }
     void operator()(const job_close& m) {
-        header(p, msg_type::job_close, 2);
+        header(p, msg_type::job_close, 3);
         pack_str(p, m.job);
         p.pack(m.total);
+        p.pack(m.cancel);
     }
     void operator()(const task& m) {
         header(p, msg_type::task, 6);
@@ -217,6 +218,7 @@ message decode_fields(msg_type t, field_reader& r) {
             job_close m;
             m.job = r.name("job");
             m.total = r.uint<std::uint64_t>("total");
+            m.cancel = r.boolean("cancel");
             return m;
         }
         case msg_type::task: {

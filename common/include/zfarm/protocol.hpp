@@ -65,10 +65,12 @@ struct job_open {
     bool operator==(const job_open&) const = default;
 };
 
-// ventilator -> sink. The job has exactly `total` tasks, ids 0..total-1.
+// ventilator -> sink. The job has exactly `total` tasks, ids 0..total-1; or,
+// with cancel set, the job is abandoned: the sink forgets it and publishes STOP.
 struct job_close {
     std::string job;
     std::uint64_t total = 0;
+    bool cancel = false;
     bool operator==(const job_close&) const = default;
 };
 
