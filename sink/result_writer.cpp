@@ -44,6 +44,7 @@ std::string to_json_line(const proto::result& r) {
               {"attempts", r.attempt},
               {"worker", r.worker},
               {"ms", static_cast<double>(r.elapsed_us) / 1000.0},
+              {"start", static_cast<double>(r.started_us) / 1e6},
               {"output", r.output}};
     if (!r.error.empty()) j["error"] = r.error;
     try {

@@ -18,7 +18,11 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-constexpr auto k_open_retry = std::chrono::milliseconds(200);
+// JOB_OPEN is repeated until the sink's ACK arrives: the first ACK is often
+// published before our subscription reaches the sink (the slow joiner), so
+// retry soon, then back off.
+constexpr auto k_open_retry_first = std::chrono::milliseconds(10);
+constexpr auto k_open_retry_max = std::chrono::milliseconds(500);
 constexpr auto k_close_retry = std::chrono::milliseconds(1000);
 constexpr auto k_waiting_log = std::chrono::seconds(5);
 constexpr auto k_poll_interval = std::chrono::milliseconds(100);
@@ -222,6 +226,7 @@ expected<bool, std::string> dispatcher::dispatch(clock::time_point now) {
 expected<job_outcome, std::string> dispatcher::run() {
     const auto started = clock::now();
     auto next_open = started;
+    auto open_retry = std::chrono::duration_cast<clock::duration>(k_open_retry_first);
     auto next_close = started;
     auto next_waiting_log = started + k_waiting_log;
     bool closed = false;
@@ -240,7 +245,8 @@ expected<job_outcome, std::string> dispatcher::run() {
         auto now = clock::now();
         if (!opened_ && now >= next_open) {
             send_to_sink(proto::job_open{opt_.job});
-            next_open = now + k_open_retry;
+            next_open = now + open_retry;
+            open_retry = std::min<clock::duration>(2 * open_retry, k_open_retry_max);
         }
         if (opened_) {
             auto d = dispatch(now);

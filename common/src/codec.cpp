@@ -60,7 +60,7 @@ struct encoder {
         p.pack(m.timeout_ms);
     }
     void operator()(const result& m) {
-        header(p, msg_type::result, 8);
+        header(p, msg_type::result, 9);
         pack_str(p, m.job);
         p.pack(m.id);
         p.pack(m.attempt);
@@ -69,6 +69,7 @@ struct encoder {
         p.pack(m.elapsed_us);
         pack_bin(p, m.output);
         pack_str(p, m.error);
+        p.pack(m.started_us);
     }
     void operator()(const hello& m) {
         header(p, msg_type::hello, 5);
@@ -243,6 +244,7 @@ message decode_fields(msg_type t, field_reader& r) {
             m.elapsed_us = r.uint<std::uint64_t>("elapsed_us");
             m.output = r.bytes("output");
             m.error = r.text("error");
+            m.started_us = r.uint<std::uint64_t>("started_us");
             return m;
         }
         case msg_type::hello: {

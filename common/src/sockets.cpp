@@ -9,7 +9,9 @@ void configure_socket(zmq::socket_t& s, const transport_options& t, bool receive
     s.set(zmq::sockopt::heartbeat_ttl, t.heartbeat_timeout_ms);
     s.set(zmq::sockopt::tcp_keepalive, 1);
     s.set(zmq::sockopt::reconnect_ivl, 100);
-    s.set(zmq::sockopt::reconnect_ivl_max, 2000);
+    // A constant 100 ms, no exponential back-off: a worker started before its
+    // ventilator must not sit out a long back-off once the ventilator is up.
+    s.set(zmq::sockopt::reconnect_ivl_max, 0);
     if (receives) s.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(t.max_message));
 }
 

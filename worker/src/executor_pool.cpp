@@ -18,6 +18,10 @@ proto::result execute(const handler_table& handlers, const proto::task& t,
     r.attempt = t.attempt;
     r.worker = worker_id;
     const auto start = clock::now();
+    r.started_us =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
     const auto deadline =
         t.timeout_ms ? start + std::chrono::milliseconds(t.timeout_ms) : clock::time_point::max();
     handler_result out = unexpected{std::string()};

@@ -269,16 +269,22 @@ expected<worker_summary, worker_error> worker::impl::run() {
             if (draining && held_[0] + held_[1] == 0) break;
 
             // Grant credit for free capacity, on a live credit connection only.
+            // Grants are batched (an eighth of capacity at a time) so tiny
+            // tasks do not cost one CREDIT each, but an idle worker always asks.
+            bool grant_blocked = false;
             if (!draining && credit_connected_) {
                 const unsigned cap = capacity();
                 const unsigned used = held_[1] + credit_outstanding_;
-                if (used < cap || credit_reset_pending_) {
-                    const unsigned grant = used < cap ? cap - used : 0;
-                    proto::credit c{id_, grant, credit_reset_pending_};
+                const unsigned free = used < cap ? cap - used : 0;
+                if (credit_reset_pending_ ||
+                    (free > 0 && (free >= std::max(1u, cap / 8) || held_[1] == 0))) {
+                    proto::credit c{id_, free, credit_reset_pending_};
                     proto::encode(c, scratch_);
                     if (dealer.send(zmq::buffer(scratch_), zmq::send_flags::dontwait)) {
-                        credit_outstanding_ += grant;
+                        credit_outstanding_ += free;
                         credit_reset_pending_ = false;
+                    } else {
+                        grant_blocked = true;  // handshake not attached yet: retry on POLLOUT
                     }
                 }
             }
@@ -288,7 +294,8 @@ expected<worker_summary, worker_error> worker::impl::run() {
             zmq::pollitem_t items[] = {
                 {done.handle(), 0, ZMQ_POLLIN, 0},
                 {sub.handle(), 0, ZMQ_POLLIN, 0},
-                {dealer.handle(), 0, ZMQ_POLLIN, 0},
+                {dealer.handle(), 0,
+                 static_cast<short>(ZMQ_POLLIN | (grant_blocked ? ZMQ_POLLOUT : 0)), 0},
                 {monitor.handle(), 0, ZMQ_POLLIN, 0},
                 {pull.handle(), 0, static_cast<short>(want_push ? ZMQ_POLLIN : 0), 0},
             };

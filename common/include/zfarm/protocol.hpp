@@ -95,6 +95,7 @@ struct result {
     std::uint64_t elapsed_us = 0;
     std::string output;  // msgpack bin
     std::string error;   // empty when status is ok
+    std::uint64_t started_us = 0;  // when the attempt started: Unix time, microseconds
     bool operator==(const result&) const = default;
 };
 
