@@ -8,6 +8,7 @@ job_state* job_table::open(const std::string& name, std::chrono::steady_clock::t
     if (auto it = open_.find(name); it != open_.end()) return &it->second;
     if (open_.size() >= k_max_open_jobs) return nullptr;
     std::erase_if(finished_, [&](const proto::done& d) { return d.job == name; });
+    std::erase(cancelled_, name);
     job_state& j = open_[name];
     j.name = name;
     j.opened = now;
@@ -20,7 +21,10 @@ job_state* job_table::find(const std::string& name) {
 }
 
 bool job_table::cancel(const std::string& name) {
-    return open_.erase(name) > 0;
+    if (open_.erase(name) == 0) return false;
+    cancelled_.push_back(name);
+    if (cancelled_.size() > k_finished_kept) cancelled_.pop_front();
+    return true;
 }
 
 const proto::done* job_table::finished(const std::string& name) const {
@@ -33,7 +37,11 @@ job_table::record_outcome job_table::record(const proto::result& r,
                                             std::chrono::steady_clock::time_point now) {
     job_state* j = find(r.job);
     if (!j) {
-        if (const auto* d = finished(r.job); d && r.id < d->total) return record_outcome::duplicate;
+        // Stragglers of a finished or cancelled job never reopen it.
+        if (const auto* d = finished(r.job))
+            return r.id < d->total ? record_outcome::duplicate : record_outcome::rejected;
+        if (std::find(cancelled_.begin(), cancelled_.end(), r.job) != cancelled_.end())
+            return record_outcome::duplicate;
         j = open(r.job, now);
         if (!j) {
             ++rejected_;

@@ -48,7 +48,8 @@ class job_table {
     const proto::done* finished(const std::string& name) const;
 
     // Records a result; its job is opened implicitly when unknown (a sink
-    // restarted mid-job). Results of finished jobs are duplicates.
+    // restarted mid-job). Results of finished or recently cancelled jobs are
+    // duplicates (or rejected, when the id is beyond a finished job's total).
     record_outcome record(const proto::result& r, std::chrono::steady_clock::time_point now);
 
     // Moves every complete open job to the finished list; returns their DONEs.
@@ -61,6 +62,7 @@ class job_table {
   private:
     std::map<std::string, job_state> open_;
     std::deque<proto::done> finished_;
+    std::deque<std::string> cancelled_;  // recently cancelled names: their stragglers are dropped
     std::uint64_t rejected_ = 0;
 };
 

@@ -42,9 +42,11 @@ class dispatcher {
 
   private:
     bool credit_mode() const { return opt_.dispatch == dispatch_mode::credit; }
+    // Never blocks: JOB_OPEN and JOB_CLOSE are repeated until answered, so
+    // one that cannot be queued (no sink for a long time) is simply skipped.
     void send_to_sink(const proto::message& m) {
         proto::encode(m, scratch_);
-        to_sink_.send(zmq::buffer(scratch_), zmq::send_flags::none);
+        (void)to_sink_.send(zmq::buffer(scratch_), zmq::send_flags::dontwait);
     }
     // Reads control messages; returns true when this job's DONE arrived.
     bool on_control();
@@ -82,8 +84,11 @@ bool dispatcher::on_control() {
         if (!topic.more()) continue;
         zmq::message_t body;
         (void)control_.recv(body, zmq::recv_flags::none);
-        while (body.more())
-            (void)control_.recv(body, zmq::recv_flags::none);
+        if (body.more()) {
+            discard_rest(control_);
+            drops_.drop("control", peer_address(body), "too many frames");
+            continue;
+        }
         auto decoded = proto::decode(body.to_string_view());
         if (!decoded) {
             drops_.drop("control", peer_address(body), proto::to_string(decoded.error().code));
@@ -111,8 +116,11 @@ void dispatcher::on_credit() {
         if (!identity.more()) continue;
         zmq::message_t body;
         (void)tasks_.recv(body, zmq::recv_flags::none);
-        while (body.more())
-            (void)tasks_.recv(body, zmq::recv_flags::none);
+        if (body.more()) {
+            discard_rest(tasks_);
+            drops_.drop("credit", peer_address(body), "too many frames");
+            continue;
+        }
         auto decoded = proto::decode(body.to_string_view());
         auto* c = decoded ? std::get_if<proto::credit>(&*decoded) : nullptr;
         if (!c) {

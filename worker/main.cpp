@@ -57,8 +57,8 @@ int main(int argc, char** argv) {
                            "--results and --control are both required without --connect");
     if (opt.tasks_endpoint.empty() && opt.credit_endpoint.empty())
         return usage_error(app.get_name(), "--tasks or --credit is required without --connect");
-    if (opt.identity.size() > proto::k_max_name)
-        return usage_error(app.get_name(), "--id is longer than 256 bytes");
+    if (opt.identity.size() > 255)  // a ZeroMQ routing id holds at most 255 bytes
+        return usage_error(app.get_name(), "--id is longer than 255 bytes");
     for (const auto* ep : {&opt.tasks_endpoint, &opt.credit_endpoint, &opt.results_endpoint,
                            &opt.control_endpoint}) {
         if (ep->empty()) continue;

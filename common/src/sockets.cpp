@@ -33,6 +33,16 @@ expected<std::string, std::string> connect_socket(zmq::socket_t& s, const std::s
     }
 }
 
+std::size_t discard_rest(zmq::socket_t& s) {
+    std::size_t n = 0;
+    while (s.get(zmq::sockopt::rcvmore)) {
+        zmq::message_t part;
+        (void)s.recv(part, zmq::recv_flags::none);
+        ++n;
+    }
+    return n;
+}
+
 std::string peer_address(const zmq::message_t& m) {
     const char* v = zmq_msg_gets(const_cast<zmq_msg_t*>(m.handle()), "Peer-Address");
     return v ? std::string(v) : std::string();

@@ -157,8 +157,11 @@ void worker::impl::on_control(zmq::socket_t& sub) {
         if (!topic.more()) continue;
         zmq::message_t body;
         (void)sub.recv(body, zmq::recv_flags::none);
-        while (body.more())
-            (void)sub.recv(body, zmq::recv_flags::none);  // ignore extra parts
+        if (body.more()) {
+            discard_rest(sub);
+            drops_.drop("control", peer_address(body), "too many frames");
+            continue;
+        }
         auto decoded = proto::decode(body.to_string_view());
         if (!decoded) {
             drops_.drop("control", peer_address(body), proto::to_string(decoded.error().code));
@@ -166,7 +169,7 @@ void worker::impl::on_control(zmq::socket_t& sub) {
         }
         if (auto* d = std::get_if<proto::done>(&*decoded)) {
             spdlog::debug("job {} is done ({} open on the sink)", d->job, d->open_jobs);
-            if (d->open_jobs == 0) done_seen_ = true;
+            if (d->open_jobs == 0 && opt_.exit_when_done) done_seen_ = true;
         } else if (auto* s = std::get_if<proto::stop>(&*decoded)) {
             spdlog::info("job {} stopped: {}", s->job, s->reason);
             if (std::find(cancelled_jobs_.begin(), cancelled_jobs_.end(), s->job) ==

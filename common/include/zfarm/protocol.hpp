@@ -93,13 +93,13 @@ struct result {
     std::string worker;
     task_status status = task_status::ok;
     std::uint64_t elapsed_us = 0;
-    std::string output;  // msgpack bin
-    std::string error;   // empty when status is ok
+    std::string output;            // msgpack bin
+    std::string error;             // empty when status is ok
     std::uint64_t started_us = 0;  // when the attempt started: Unix time, microseconds
     bool operator==(const result&) const = default;
 };
 
-// worker -> sink. Sent once at start (and again after the sink restarts).
+// worker -> sink. Sent once when the worker starts.
 struct hello {
     std::string worker;
     std::string host;
@@ -145,9 +145,10 @@ struct done {
     std::uint64_t total = 0;
     std::uint64_t ok = 0;
     std::uint64_t failed = 0;
-    std::uint32_t workers = 0;     // distinct workers that delivered a result
-    std::uint64_t elapsed_ms = 0;  // JOB_OPEN (or first result) to completion
-    std::uint32_t open_jobs = 0;   // jobs still open on this sink
+    std::uint32_t workers = 0;  // distinct workers that delivered a result
+    std::uint64_t elapsed_ms =
+        0;  // the job's opening (JOB_OPEN, or its first message) to completion
+    std::uint32_t open_jobs = 0;  // jobs still open on this sink
     bool operator==(const done&) const = default;
 };
 
@@ -159,7 +160,7 @@ struct stop {
     bool operator==(const stop&) const = default;
 };
 
-// worker -> ventilator (DEALER to the credit ROUTER): x
+// worker -> ventilator (DEALER to the credit ROUTER): the worker will take
 // `amount` more tasks. The first CREDIT on a new connection has reset set: the
 // ventilator forgets any credit it held for this worker and starts from it.
 struct credit {

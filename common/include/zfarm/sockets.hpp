@@ -32,6 +32,10 @@ void configure_socket(zmq::socket_t& s, const transport_options& t, bool receive
 expected<std::string, std::string> bind_socket(zmq::socket_t& s, const std::string& ep);
 expected<std::string, std::string> connect_socket(zmq::socket_t& s, const std::string& ep);
 
+// Receives and discards the remaining parts of a multipart message whose
+// first part(s) were already read. Returns how many parts it discarded.
+std::size_t discard_rest(zmq::socket_t& s);
+
 // "Peer-Address" of a received frame (tcp only), or "" when unknown.
 std::string peer_address(const zmq::message_t& m);
 
