@@ -1,6 +1,7 @@
 #include "ventilator.hpp"
 
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <optional>
 #include <unordered_map>
@@ -26,16 +27,23 @@ constexpr auto k_open_retry_max = std::chrono::milliseconds(500);
 constexpr auto k_close_retry = std::chrono::milliseconds(1000);
 constexpr auto k_waiting_log = std::chrono::seconds(5);
 constexpr auto k_poll_interval = std::chrono::milliseconds(100);
+// Push dispatch waits for this long without a new worker (but no longer than
+// k_settle_max after the first) before sending: workers started together
+// reconnect within one 100 ms reconnect interval of each other.
+constexpr auto k_settle_quiet = std::chrono::milliseconds(150);
+constexpr auto k_settle_max = std::chrono::milliseconds(1000);
+constexpr auto k_settle_poll = std::chrono::milliseconds(10);
 
 class dispatcher {
   public:
     dispatcher(const ventilator_options& opt, task_source& source, zmq::socket_t& tasks,
-               zmq::socket_t& to_sink, zmq::socket_t& control)
+               zmq::socket_t& to_sink, zmq::socket_t& control, zmq::socket_t* monitor)
         : opt_(opt),
           source_(source),
           tasks_(tasks),
           to_sink_(to_sink),
           control_(control),
+          monitor_(monitor),
           ledger_(opt.window) {}
 
     expected<job_outcome, std::string> run();
@@ -61,6 +69,7 @@ class dispatcher {
     zmq::socket_t& tasks_;  // PUSH (push mode) or ROUTER (credit mode)
     zmq::socket_t& to_sink_;
     zmq::socket_t& control_;
+    zmq::socket_t* monitor_;  // push mode: connection events of the tasks socket
     ledger ledger_;
     drop_counter drops_;
     std::string scratch_;
@@ -71,6 +80,16 @@ class dispatcher {
     std::optional<task_spec> pending_;  // generated, not yet sent
     std::deque<std::uint64_t> resend_;  // in the ledger, to be sent again
     std::optional<proto::done> done_;
+
+    // Push dispatch starts once workers have stopped arriving for a moment:
+    // PUSH cannot move a task queued to one worker to another, so sending to
+    // the first worker to connect would hand it everything.
+    bool settled(clock::time_point now) const;
+    void on_monitor(clock::time_point now);
+    int peers_ = 0;
+    bool dispatching_ = false;
+    clock::time_point first_join_{};
+    clock::time_point last_join_{};
 
     // Credit dispatch: credit per worker, and a rotation for fairness.
     std::unordered_map<std::string, std::uint64_t> credit_;
@@ -135,6 +154,26 @@ void dispatcher::on_credit() {
             spdlog::info("worker {} is taking tasks", c->worker);
         }
         it->second = c->reset ? c->amount : it->second + c->amount;
+    }
+}
+
+bool dispatcher::settled(clock::time_point now) const {
+    if (credit_mode() || dispatching_) return true;
+    return peers_ > 0 && (now - last_join_ >= k_settle_quiet || now - first_join_ >= k_settle_max);
+}
+
+void dispatcher::on_monitor(clock::time_point now) {
+    zmq::message_t ev;
+    while (monitor_->recv(ev, zmq::recv_flags::dontwait)) {
+        discard_rest(*monitor_);
+        std::uint16_t event = 0;
+        if (ev.size() >= sizeof event) std::memcpy(&event, ev.data(), sizeof event);
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            if (peers_++ == 0) first_join_ = now;
+            last_join_ = now;
+        } else if (event == ZMQ_EVENT_DISCONNECTED && peers_ > 0) {
+            --peers_;
+        }
     }
 }
 
@@ -256,7 +295,8 @@ expected<job_outcome, std::string> dispatcher::run() {
             next_open = now + open_retry;
             open_retry = std::min<clock::duration>(2 * open_retry, k_open_retry_max);
         }
-        if (opened_) {
+        if (opened_ && settled(now)) {
+            dispatching_ = true;
             auto d = dispatch(now);
             if (!d) return unexpected{d.error()};
             if (exhausted_ && !pending_ && (!closed || now >= next_close)) {
@@ -281,14 +321,20 @@ expected<job_outcome, std::string> dispatcher::run() {
         zmq::pollitem_t items[] = {
             {control_.handle(), 0, ZMQ_POLLIN, 0},
             {tasks_.handle(), 0,
-             static_cast<short>(credit_mode() ? ZMQ_POLLIN : (want_out ? ZMQ_POLLOUT : 0)), 0},
+             static_cast<short>(credit_mode() ? ZMQ_POLLIN
+                                              : (want_out && dispatching_ ? ZMQ_POLLOUT : 0)),
+             0},
+            {monitor_ ? monitor_->handle() : nullptr, 0,
+             static_cast<short>(monitor_ ? ZMQ_POLLIN : 0), 0},
         };
+        const auto timeout = dispatching_ || !opened_ ? k_poll_interval : k_settle_poll;
         try {
-            zmq::poll(items, 2, k_poll_interval);
+            zmq::poll(items, 3, timeout);
         } catch (const zmq::error_t& e) {
             if (e.num() != EINTR) throw;
             continue;
         }
+        if (items[2].revents & ZMQ_POLLIN) on_monitor(clock::now());
         if (items[0].revents & ZMQ_POLLIN) on_control();
         if (credit_mode() && (items[1].revents & ZMQ_POLLIN)) on_credit();
     }
@@ -336,7 +382,15 @@ expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
         spdlog::info("ventilator up: job {}, {} dispatch on {}, sink {} / {}, window {}", opt.job,
                      credit ? "credit" : "push", *bound, opt.results_endpoint, opt.control_endpoint,
                      opt.window);
-        dispatcher d(opt, source, tasks, to_sink, control);
+        zmq::socket_t monitor(ctx, zmq::socket_type::pair);
+        if (!credit) {
+            const std::string monitor_ep = "inproc://zfarm-ventilator-monitor";
+            if (zmq_socket_monitor(tasks.handle(), monitor_ep.c_str(),
+                                   ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0)
+                return unexpected{std::string("cannot monitor the tasks socket")};
+            monitor.connect(monitor_ep);
+        }
+        dispatcher d(opt, source, tasks, to_sink, control, credit ? nullptr : &monitor);
         return d.run();
     } catch (const std::exception& e) {
         return unexpected{std::string(e.what())};
