@@ -38,8 +38,11 @@ job_table::record_outcome job_table::record(const proto::result& r,
     job_state* j = find(r.job);
     if (!j) {
         // Stragglers of a finished or cancelled job never reopen it.
-        if (const auto* d = finished(r.job))
-            return r.id < d->total ? record_outcome::duplicate : record_outcome::rejected;
+        if (const auto* d = finished(r.job)) {
+            if (r.id < d->total) return record_outcome::duplicate;
+            ++rejected_;
+            return record_outcome::rejected;
+        }
         if (std::find(cancelled_.begin(), cancelled_.end(), r.job) != cancelled_.end())
             return record_outcome::duplicate;
         j = open(r.job, now);

@@ -27,7 +27,9 @@ struct job_state {
     std::uint64_t duplicates = 0;
     std::unordered_set<std::string> workers;
 
-    bool complete() const { return total && recorded.size() == *total; }
+    // Every id below the total is recorded (ids at or beyond it, recorded
+    // before JOB_CLOSE said the total, do not stand in for missing ones).
+    bool complete() const { return total && recorded.floor() >= *total; }
 };
 
 class job_table {
