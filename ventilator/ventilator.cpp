@@ -33,6 +33,8 @@ constexpr auto k_poll_interval = std::chrono::milliseconds(100);
 constexpr auto k_settle_quiet = std::chrono::milliseconds(150);
 constexpr auto k_settle_max = std::chrono::milliseconds(1000);
 constexpr auto k_settle_poll = std::chrono::milliseconds(10);
+constexpr auto k_push_ahead = std::chrono::milliseconds(100);
+constexpr int k_push_min_per_peer = 8;
 
 class dispatcher {
   public:
@@ -87,6 +89,22 @@ class dispatcher {
     bool settled(clock::time_point now) const;
     void on_monitor(clock::time_point now);
     int peers_ = 0;
+
+    // Push dispatch also keeps in flight only about k_push_ahead of work at
+    // the observed rate (at least k_push_min_per_peer per worker): enough to
+    // keep every worker busy, little enough that tasks still wait here, where
+    // a worker that joins later can be given them.
+    bool window_full() const {
+        if (ledger_.full()) return true;
+        if (credit_mode()) return false;
+        const double ahead = ack_rate_ * std::chrono::duration<double>(k_push_ahead).count();
+        const auto floor = static_cast<double>(k_push_min_per_peer * std::max(peers_, 1));
+        return static_cast<double>(ledger_.size()) >= std::max(ahead, floor);
+    }
+    void measure_rate(clock::time_point now);
+    double ack_rate_ = 0;  // tasks acknowledged per second, smoothed
+    std::uint64_t rate_acked_ = 0;
+    clock::time_point rate_at_{};
     bool dispatching_ = false;
     clock::time_point first_join_{};
     clock::time_point last_join_{};
@@ -157,6 +175,20 @@ void dispatcher::on_credit() {
     }
 }
 
+void dispatcher::measure_rate(clock::time_point now) {
+    if (rate_at_ == clock::time_point{}) {
+        rate_at_ = now;
+        return;
+    }
+    const double dt = std::chrono::duration<double>(now - rate_at_).count();
+    if (dt < 0.05) return;
+    const double rate = static_cast<double>(ledger_.acknowledged() - rate_acked_) / dt;
+    // Rise at once (like a slow start), fall gently.
+    ack_rate_ = rate > ack_rate_ ? rate : 0.8 * ack_rate_ + 0.2 * rate;
+    rate_acked_ = ledger_.acknowledged();
+    rate_at_ = now;
+}
+
 bool dispatcher::settled(clock::time_point now) const {
     if (credit_mode() || dispatching_) return true;
     return peers_ > 0 && (now - last_join_ >= k_settle_quiet || now - first_join_ >= k_settle_max);
@@ -202,7 +234,7 @@ expected<bool, std::string> dispatcher::dispatch(clock::time_point now) {
                 continue;
             }
         } else {
-            if (ledger_.full()) break;
+            if (window_full()) break;
             if (!pending_) {
                 if (exhausted_) break;
                 auto next = source_.next();
@@ -306,6 +338,7 @@ expected<job_outcome, std::string> dispatcher::run() {
                 next_close = now + k_close_retry;
             }
         }
+        if (dispatching_) measure_rate(now);
         if (now >= next_waiting_log) {
             next_waiting_log = now + k_waiting_log;
             if (!opened_) {
@@ -317,7 +350,7 @@ expected<job_outcome, std::string> dispatcher::run() {
         }
 
         const bool want_out =
-            !credit_mode() && opened_ && (pending_ || !exhausted_) && !ledger_.full();
+            !credit_mode() && opened_ && (pending_ || !exhausted_) && !window_full();
         zmq::pollitem_t items[] = {
             {control_.handle(), 0, ZMQ_POLLIN, 0},
             {tasks_.handle(), 0,
