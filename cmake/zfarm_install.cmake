@@ -8,7 +8,8 @@ install(TARGETS zfarm_common zfarm_worker EXPORT zfarm-targets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(DIRECTORY common/include/zfarm worker/include/zfarm DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY common/include/zfarm worker/include/zfarm DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+        PATTERN "*.in" EXCLUDE)
 install(EXPORT zfarm-targets NAMESPACE zfarm:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/zfarm)
 configure_package_config_file(cmake/zfarmConfig.cmake.in ${PROJECT_BINARY_DIR}/zfarmConfig.cmake
                               INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/zfarm)

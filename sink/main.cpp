@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
         spdlog::error("{}", summary.error());
         return k_exit_usage;
     }
-    if (opt.once && summary->jobs_failed > 0) return k_exit_failed_tasks;
+    if (opt.once && (summary->jobs_failed > 0 || summary->jobs_cancelled > 0))
+        return k_exit_failed_tasks;
     return k_exit_ok;
 }

@@ -80,6 +80,7 @@ class sink_loop {
         } else if (auto* c = std::get_if<proto::job_close>(&msg)) {
             if (c->cancel) {
                 if (jobs_.cancel(c->job)) {
+                    ++cancelled_;
                     spdlog::warn("job {} cancelled by its ventilator", c->job);
                     proto::encode(proto::stop{c->job, "cancelled by the ventilator"}, scratch_);
                     publish(control_, proto::k_topic_stop, scratch_);
@@ -150,6 +151,7 @@ class sink_loop {
     }
 
     std::uint64_t dropped() const { return drops_.count(); }
+    std::uint64_t cancelled() const { return cancelled_; }
     std::uint64_t duplicates() const { return duplicates_; }
 
   private:
@@ -166,6 +168,7 @@ class sink_loop {
     std::map<std::string, std::vector<std::uint64_t>> pending_acks_;
     std::string scratch_;
     std::uint64_t duplicates_ = 0;
+    std::uint64_t cancelled_ = 0;
     bool wrote_ = false;
 };
 
@@ -204,8 +207,8 @@ expected<sink_summary, std::string> run_sink(const sink_options& opt) {
             }
             const auto now = clock::now();
             if (items[0].revents & ZMQ_POLLIN) loop.drain(now);
-            if (loop.settle(now, summary) > 0 && opt.once && !leave_at)
-                leave_at = now + k_once_grace;
+            const bool ended = loop.settle(now, summary) > 0 || loop.cancelled() > 0;
+            if (ended && opt.once && !leave_at) leave_at = now + k_once_grace;
             if (now >= next_republish || leave_at) {
                 loop.republish_done();
                 next_republish = now + (leave_at ? k_poll_interval : k_done_republish);
@@ -213,6 +216,7 @@ expected<sink_summary, std::string> run_sink(const sink_options& opt) {
             if (leave_at && now >= *leave_at) break;
         }
         summary.frames_dropped = loop.dropped();
+        summary.jobs_cancelled = loop.cancelled();
         spdlog::info(
             "sink leaving: {} job(s) done, {} duplicate result(s) dropped, {} bad frame(s) dropped",
             summary.jobs_done, loop.duplicates(), summary.frames_dropped);

@@ -23,6 +23,7 @@ struct sink_options {
 struct sink_summary {
     std::uint64_t jobs_done = 0;
     std::uint64_t jobs_failed = 0;  // done with at least one failed task
+    std::uint64_t jobs_cancelled = 0;
     std::uint64_t frames_dropped = 0;
 };
 

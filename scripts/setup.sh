@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Installs zfarm's build dependencies (Debian/Ubuntu packages) if any are
+# missing, then configures and builds the project. Idempotent, and silent
+# about packages when everything is already installed.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/setup.sh [--deps-only | --no-deps] [-h|--help]
+
+Installs the Debian packages zfarm needs (only those missing; apt-get runs
+only then, through sudo when not root), then configures and builds the
+project with CMake. Works from any directory.
+
+Options:
+  --deps-only   install missing packages, do not configure or build
+  --no-deps     skip the package check; configure and build only
+  -h, --help    show this help
+
+Environment:
+  ZFARM_BUILD_DIR    build directory, relative to the repo root (default: build)
+  ZFARM_BUILD_TYPE   CMAKE_BUILD_TYPE (default: RelWithDebInfo)
+  ZFARM_SANITIZER    passed as -DZFARM_SANITIZER (e.g. address,undefined);
+                     unset leaves the build directory's cached value
+  ZFARM_WERROR       ON/1/true: -DZFARM_WERROR=ON; OFF/0/false: OFF;
+                     unset leaves the cached value (default OFF)
+  ZFARM_CCACHE       0 to compile without ccache (used by default when
+                     installed; objects are shared between clones)
+
+Binaries land in $ZFARM_BUILD_DIR/bin: zfarm-sink, zfarm-worker, zfarm-ventilator.
+EOF
+}
+
+# Everything the build, the tests and the scripts use. git: test.sh lists the
+# sources to format-check; iproute2 (ss): demo.sh looks for free ports;
+# ccache: rebuilds, and fresh clones on the same machine, reuse objects.
+readonly packages=(
+    cmake g++ make pkg-config git iproute2 ccache
+    libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
+    libgtest-dev libgmock-dev
+    clang-format shellcheck
+)
+
+die() {
+    printf 'setup.sh: %s\n' "$*" >&2
+    exit 2
+}
+
+install_deps() {
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        printf 'setup.sh: no dpkg-query (not Debian/Ubuntu?); assuming these are installed: %s\n' \
+            "${packages[*]}" >&2
+        return 0
+    fi
+    local missing=() pkg status
+    for pkg in "${packages[@]}"; do
+        status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)
+        [[ $status == ii* ]] || missing+=("$pkg")
+    done
+    ((${#missing[@]} == 0)) && return 0
+
+    printf 'setup.sh: installing %s\n' "${missing[*]}" >&2
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install these by hand: ${missing[*]}"
+    local sudo=()
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null 2>&1 || die "not root and no sudo; as root run: apt-get install ${missing[*]}"
+        sudo=(sudo)
+    fi
+    # Wait for another apt/dpkg run to finish instead of failing on its lock.
+    local apt_opts=(-o DPkg::Lock::Timeout=600 -q)
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}"
+}
+
+cmake_bool() {
+    case "${1,,}" in
+    on | 1 | true | yes) echo ON ;;
+    off | 0 | false | no | '') echo OFF ;;
+    *) die "ZFARM_WERROR must be ON or OFF, not '$1'" ;;
+    esac
+}
+
+build() {
+    local build_dir=${ZFARM_BUILD_DIR:-build}
+    local args=(-S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${ZFARM_BUILD_TYPE:-RelWithDebInfo}")
+    [[ -v ZFARM_SANITIZER ]] && args+=(-DZFARM_SANITIZER="$ZFARM_SANITIZER")
+    [[ -v ZFARM_WERROR ]] && args+=(-DZFARM_WERROR="$(cmake_bool "$ZFARM_WERROR")")
+    if [[ ${ZFARM_CCACHE:-1} != 0 ]] && command -v ccache >/dev/null 2>&1; then
+        args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+        # Paths under the repo root are hashed relative to it, and the build
+        # directory is left out, so another clone of the same sources hits.
+        export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
+    else
+        args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=)
+    fi
+    cmake "${args[@]}"
+    cmake --build "$build_dir" -j"$(nproc)"
+}
+
+mode=all
+while (($#)); do
+    case "$1" in
+    --deps-only) mode=deps ;;
+    --no-deps) mode=build ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *) die "unknown argument: $1 (see --help)"
+        ;;
+    esac
+    shift
+done
+
+cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
+
+[[ $mode == build ]] || install_deps
+[[ $mode == deps ]] || build
