@@ -20,6 +20,14 @@ job_state* job_table::find(const std::string& name) {
     return it == open_.end() ? nullptr : &it->second;
 }
 
+std::vector<std::string> job_table::open_names() const {
+    std::vector<std::string> out;
+    out.reserve(open_.size());
+    for (const auto& [name, j] : open_)
+        out.push_back(name);
+    return out;
+}
+
 bool job_table::cancel(const std::string& name) {
     if (open_.erase(name) == 0) return false;
     cancelled_.push_back(name);

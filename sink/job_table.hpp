@@ -59,6 +59,7 @@ class job_table {
 
     const std::deque<proto::done>& finished_jobs() const { return finished_; }
     std::size_t open_count() const { return open_.size(); }
+    std::vector<std::string> open_names() const;
     std::uint64_t rejected() const { return rejected_; }
 
   private:

@@ -24,6 +24,11 @@ int main(int argc, char** argv) {
     bool resume = false;
     app.add_flag("--resume", resume, "Rebuild the recorded set from --output before starting");
     app.add_flag("--once", opt.once, "Exit after the first job completes");
+    double liveness = 3.0;
+    app.add_option("--liveness-timeout", liveness,
+                   "Seconds of silence after which a worker is lost and its tasks re-sent")
+        ->check(CLI::Range(0.5, 3600.0))
+        ->capture_default_str();
     if (auto rc = parse_command_line(app, argc, argv)) return *rc;
     for (const auto* ep : {&opt.results_endpoint, &opt.control_endpoint})
         if (auto ok = check_endpoint(*ep, true); !ok)
@@ -33,6 +38,8 @@ int main(int argc, char** argv) {
     init_logging("sink", common.verbosity());
     install_stop_handlers();
     opt.transport = common.transport;
+    opt.liveness_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(liveness));
     auto summary = sink::run_sink(opt);
     if (!summary) {
         spdlog::error("{}", summary.error());

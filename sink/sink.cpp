@@ -10,6 +10,7 @@
 
 #include "job_table.hpp"
 #include "result_writer.hpp"
+#include "worker_table.hpp"
 #include "zfarm/codec.hpp"
 #include "zfarm/logging.hpp"
 #include "zfarm/signals.hpp"
@@ -26,8 +27,9 @@ constexpr auto k_poll_interval = std::chrono::milliseconds(100);
 
 class sink_loop {
   public:
-    sink_loop(zmq::socket_t& results, zmq::socket_t& control, result_writer& out)
-        : results_(results), control_(control), out_(out) {}
+    sink_loop(zmq::socket_t& results, zmq::socket_t& control, result_writer& out,
+              clock::duration liveness_timeout)
+        : results_(results), control_(control), out_(out), workers_(liveness_timeout) {}
 
     // Handles every frame waiting on the results socket, up to k_batch.
     void drain(clock::time_point now) {
@@ -54,6 +56,7 @@ class sink_loop {
 
     void handle(proto::message& msg, const zmq::message_t& raw, clock::time_point now) {
         if (auto* r = std::get_if<proto::result>(&msg)) {
+            workers_.seen(r->worker, now);
             switch (jobs_.record(*r, now)) {
                 case job_table::record_outcome::added:
                     out_.write(*r);
@@ -96,10 +99,12 @@ class sink_loop {
         } else if (auto* h = std::get_if<proto::hello>(&msg)) {
             spdlog::info("worker {} joined (host {}, pid {}, {} threads, v{})", h->worker, h->host,
                          h->pid, h->threads, h->version);
+            workers_.hello(*h, now);
         } else if (auto* b = std::get_if<proto::bye>(&msg)) {
             spdlog::info("worker {} left", b->worker);
-        } else if (std::holds_alternative<proto::heartbeat>(msg)) {
-            // Liveness tracking builds on these; nothing to do yet.
+            workers_.bye(b->worker);
+        } else if (auto* hb = std::get_if<proto::heartbeat>(&msg)) {
+            workers_.heartbeat(*hb, now);
         } else {
             drops_.drop(
                 "results", peer_address(raw),
@@ -122,7 +127,8 @@ class sink_loop {
                 const std::size_t n = std::min(ids.size() - i, proto::k_max_ids_per_message);
                 proto::ack a{job,
                              std::vector<std::uint64_t>(ids.begin() + static_cast<long>(i),
-                                                        ids.begin() + static_cast<long>(i + n))};
+                                                        ids.begin() + static_cast<long>(i + n)),
+                             {}};
                 proto::encode(a, scratch_);
                 publish(control_, proto::k_topic_ack, scratch_);
                 i += n;
@@ -141,6 +147,25 @@ class sink_loop {
             publish_done(d);
         }
         return finished.size();
+    }
+
+    // About once a second: declares silent workers lost (LOST, so their
+    // tasks are re-sent at once) and tells each job's ventilator which of its
+    // tasks live workers hold (an ACK with `running`, renewing their leases).
+    void tick(clock::time_point now) {
+        for (const auto& l : workers_.expire(now)) {
+            spdlog::warn("worker {} lost: silent for too long, holding {} task(s)", l.worker,
+                         l.tasks.size());
+            proto::encode(l, scratch_);
+            publish(control_, proto::k_topic_lost, scratch_);
+        }
+        for (const auto& job : jobs_.open_names()) {
+            proto::ack a{job, {}, workers_.held(job)};
+            if (a.running.size() > proto::k_max_ids_per_message)
+                a.running.resize(proto::k_max_ids_per_message);
+            proto::encode(a, scratch_);
+            publish(control_, proto::k_topic_ack, scratch_);
+        }
     }
 
     void republish_done() {
@@ -164,6 +189,7 @@ class sink_loop {
     zmq::socket_t& control_;
     result_writer& out_;
     job_table jobs_;
+    worker_table workers_;
     drop_counter drops_;
     std::map<std::string, std::vector<std::uint64_t>> pending_acks_;
     std::string scratch_;
@@ -193,7 +219,7 @@ expected<sink_summary, std::string> run_sink(const sink_options& opt) {
         spdlog::info("sink up: results {}, control {}, output {}", *r, *c,
                      opt.output.empty() || opt.output == "-" ? "stdout" : opt.output);
 
-        sink_loop loop(results, control, *writer);
+        sink_loop loop(results, control, *writer, opt.liveness_timeout);
         sink_summary summary;
         auto next_republish = clock::now() + k_done_republish;
         std::optional<clock::time_point> leave_at;
@@ -210,6 +236,7 @@ expected<sink_summary, std::string> run_sink(const sink_options& opt) {
             const bool ended = loop.settle(now, summary) > 0 || loop.cancelled() > 0;
             if (ended && opt.once && !leave_at) leave_at = now + k_once_grace;
             if (now >= next_republish || leave_at) {
+                loop.tick(now);
                 loop.republish_done();
                 next_republish = now + (leave_at ? k_poll_interval : k_done_republish);
             }

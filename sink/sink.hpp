@@ -5,6 +5,7 @@
 // run() owns both sockets and must be called from one thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -17,6 +18,8 @@ struct sink_options {
     std::string control_endpoint = "tcp://*:5559";
     std::string output = "-";  // "-": stdout
     bool once = false;         // return after the first job completes
+    // A worker silent this long is lost: its tasks are re-sent (LOST).
+    std::chrono::steady_clock::duration liveness_timeout = std::chrono::seconds(3);
     transport_options transport;
 };
 

@@ -18,7 +18,11 @@ struct ledger_entry {
     std::string payload;
     std::uint32_t attempt = 1;
     std::chrono::steady_clock::time_point sent_at{};
-    std::string holder;  // worker identity in credit dispatch; empty in push dispatch
+    std::chrono::steady_clock::time_point lease_until{};  // re-sent when this passes
+    std::string holder;   // worker identity in credit dispatch; empty in push dispatch
+    std::string reasons;  // why earlier attempts did not count, for the final failure
+    bool queued_for_resend = false;
+    bool given_up = false;  // recorded as failed by the ventilator; waiting for its ACK
 };
 
 class ledger {
@@ -38,6 +42,13 @@ class ledger {
     ledger_entry* find(std::uint64_t id);
     // Ids held by `holder`, for re-dispatch when it is lost.
     std::vector<std::uint64_t> held_by(const std::string& holder) const;
+    // Ids whose lease ran out by `now` (not queued for re-send, not given up).
+    std::vector<std::uint64_t> expired(std::chrono::steady_clock::time_point now) const;
+    template <class F>
+    void for_each(F&& f) {
+        for (auto& [id, e] : entries_)
+            f(id, e);
+    }
 
   private:
     std::size_t window_;

@@ -69,6 +69,11 @@ int main(int argc, char** argv) {
     app.add_option("--retries", opt.retries, "Attempts after the first before a task is failed")
         ->check(CLI::Range(0u, 1000u))
         ->capture_default_str();
+    double lease = 30.0;
+    app.add_option("--lease", lease,
+                   "Seconds before a task no live worker reports holding is sent again")
+        ->check(CLI::Range(0.1, 86400.0))
+        ->capture_default_str();
     app.add_option("--task-timeout", task_timeout, "Seconds one attempt may run (0: no limit)")
         ->check(CLI::Range(0.0, 86400.0 * 30));
     app.add_flag("--resume", resume, "Send only the tasks the sink has not recorded");
@@ -118,6 +123,7 @@ int main(int argc, char** argv) {
     if (opt.job.size() > proto::k_max_name)
         return usage_error(prog, "--job is longer than 256 bytes");
     opt.task_timeout_ms = static_cast<std::uint32_t>(task_timeout * 1000.0);
+    opt.lease = std::chrono::milliseconds(static_cast<std::int64_t>(lease * 1000.0));
     if (size + 1024 > common.transport.max_message)
         return usage_error(prog, "--size does not fit in --max-message");
 

@@ -5,6 +5,7 @@
 #include <deque>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
@@ -26,6 +27,7 @@ constexpr auto k_open_retry_first = std::chrono::milliseconds(10);
 constexpr auto k_open_retry_max = std::chrono::milliseconds(500);
 constexpr auto k_close_retry = std::chrono::milliseconds(1000);
 constexpr auto k_waiting_log = std::chrono::seconds(5);
+constexpr auto k_lease_check = std::chrono::milliseconds(250);
 constexpr auto k_poll_interval = std::chrono::milliseconds(100);
 // Push dispatch waits for this long without a new worker (but no longer than
 // k_settle_max after the first) before sending: workers started together
@@ -65,6 +67,11 @@ class dispatcher {
     // error when the task source fails.
     expected<bool, std::string> dispatch(clock::time_point now);
     std::string* pick_worker();
+    // Queues `id` to be sent again with the next attempt number, or gives up
+    // on it (records it failed through the sink) when attempts are exhausted.
+    void resend(std::uint64_t id, std::string_view why);
+    void on_lost(const proto::lost& l, clock::time_point now);
+    void expire_leases(clock::time_point now);
 
     const ventilator_options& opt_;
     task_source& source_;
@@ -82,6 +89,10 @@ class dispatcher {
     std::optional<task_spec> pending_;  // generated, not yet sent
     std::deque<std::uint64_t> resend_;  // in the ledger, to be sent again
     std::optional<proto::done> done_;
+    // Ids of this job live workers reported holding, as of the latest relay.
+    std::unordered_set<std::uint64_t> reported_;
+    clock::time_point reported_at_{};
+    std::uint64_t resent_ = 0;
 
     // Push dispatch starts once workers have stopped arriving for a moment:
     // PUSH cannot move a task queued to one worker to another, so sending to
@@ -137,10 +148,21 @@ bool dispatcher::on_control() {
             opened_ = true;
             for (auto id : a->ids)
                 ledger_.acknowledge(id);
+            if (a->ids.empty()) {  // the sink's periodic relay of held tasks
+                const auto now = clock::now();
+                reported_.clear();
+                for (auto id : a->running) {
+                    reported_.insert(id);
+                    if (auto* e = ledger_.find(id)) e->lease_until = now + opt_.lease;
+                }
+                reported_at_ = now;
+            }
         } else if (auto* d = std::get_if<proto::done>(&*decoded)) {
             // A DONE for a job we have not closed is stale (an earlier run of
             // the same name, re-published): ignore it.
             if (d->job == opt_.job && exhausted_ && d->total == next_id_) done_ = *d;
+        } else if (auto* l = std::get_if<proto::lost>(&*decoded)) {
+            on_lost(*l, clock::now());
         }
     }
     return done_.has_value();
@@ -207,6 +229,72 @@ void dispatcher::on_monitor(clock::time_point now) {
             --peers_;
         }
     }
+}
+
+void dispatcher::resend(std::uint64_t id, std::string_view why) {
+    ledger_entry* e = ledger_.find(id);
+    if (!e || e->queued_for_resend || e->given_up) return;
+    if (!e->reasons.empty()) e->reasons += "; ";
+    e->reasons += "attempt " + std::to_string(e->attempt) + ": " + std::string(why);
+    if (e->attempt > opt_.retries) {
+        e->given_up = true;
+        spdlog::warn("task {} failed after {} attempt(s): {}", id, e->attempt, e->reasons);
+        proto::result r;
+        r.job = opt_.job;
+        r.id = id;
+        r.attempt = e->attempt;
+        r.worker = e->holder;
+        r.status = proto::task_status::failed;
+        r.error = e->reasons;
+        send_to_sink(r);
+        return;
+    }
+    ++e->attempt;
+    e->queued_for_resend = true;
+    resend_.push_back(id);
+    ++resent_;
+}
+
+void dispatcher::on_lost(const proto::lost& l, clock::time_point now) {
+    std::size_t n = 0;
+    auto resend_counted = [&](std::uint64_t id, std::string_view why) {
+        const auto* e = ledger_.find(id);
+        if (e && !e->queued_for_resend && !e->given_up) ++n;
+        resend(id, why);
+    };
+    const std::string why = "worker " + l.worker + " was lost";
+    for (const auto& r : l.tasks) {
+        if (r.job != opt_.job) continue;
+        const auto* e = ledger_.find(r.id);
+        if (e && e->attempt == r.attempt) resend_counted(r.id, why);
+    }
+    if (credit_mode()) {
+        // We know exactly what it held, queued or running.
+        for (auto id : ledger_.held_by(l.worker))
+            resend_counted(id, why);
+        credit_.erase(l.worker);
+        std::erase(rotation_, l.worker);
+    } else {
+        // PUSH cannot say where a task went. Whatever no live worker reported
+        // holding, though it had time to, may have been in the lost worker's
+        // socket buffers: send it again (a live worker may still run its copy;
+        // the sink records one).
+        const auto reported_since = reported_at_ - std::chrono::seconds(2);
+        std::vector<std::uint64_t> suspects;
+        ledger_.for_each([&](std::uint64_t id, ledger_entry& e) {
+            if (e.sent_at < reported_since && !reported_.contains(id)) suspects.push_back(id);
+        });
+        std::sort(suspects.begin(), suspects.end());
+        for (auto id : suspects)
+            resend_counted(id, why);
+    }
+    spdlog::warn("worker {} lost: {} task(s) of job {} sent again", l.worker, n, opt_.job);
+    (void)now;
+}
+
+void dispatcher::expire_leases(clock::time_point now) {
+    for (auto id : ledger_.expired(now))
+        resend(id, "lease expired");
 }
 
 std::string* dispatcher::pick_worker() {
@@ -290,9 +378,12 @@ expected<bool, std::string> dispatcher::dispatch(clock::time_point now) {
             resend_.pop_front();
             auto* le = ledger_.find(id);
             le->sent_at = now;
+            le->lease_until = now + opt_.lease;
+            le->queued_for_resend = false;
             le->holder = who ? *who : std::string();
         } else {
             entry.sent_at = now;
+            entry.lease_until = now + opt_.lease;
             if (who) entry.holder = *who;
             ledger_.add(id, std::move(entry));
             pending_.reset();
@@ -308,6 +399,7 @@ expected<job_outcome, std::string> dispatcher::run() {
     auto open_retry = std::chrono::duration_cast<clock::duration>(k_open_retry_first);
     auto next_close = started;
     auto next_waiting_log = started + k_waiting_log;
+    auto next_lease_check = started + k_lease_check;
     bool closed = false;
     while (!done_) {
         if (stop_requests() > 0) {
@@ -339,6 +431,10 @@ expected<job_outcome, std::string> dispatcher::run() {
             }
         }
         if (dispatching_) measure_rate(now);
+        if (opened_ && now >= next_lease_check) {
+            expire_leases(now);
+            next_lease_check = now + k_lease_check;
+        }
         if (now >= next_waiting_log) {
             next_waiting_log = now + k_waiting_log;
             if (!opened_) {
@@ -349,8 +445,8 @@ expected<job_outcome, std::string> dispatcher::run() {
             }
         }
 
-        const bool want_out =
-            !credit_mode() && opened_ && (pending_ || !exhausted_) && !window_full();
+        const bool want_out = !credit_mode() && opened_ &&
+                              (!resend_.empty() || ((pending_ || !exhausted_) && !window_full()));
         zmq::pollitem_t items[] = {
             {control_.handle(), 0, ZMQ_POLLIN, 0},
             {tasks_.handle(), 0,
@@ -404,6 +500,7 @@ expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
         control.set(zmq::sockopt::rcvhwm, 0);  // never drop an ACK: the ledger waits for each
         control.set(zmq::sockopt::subscribe, proto::k_topic_ack);
         control.set(zmq::sockopt::subscribe, proto::k_topic_done);
+        control.set(zmq::sockopt::subscribe, proto::k_topic_lost);
 
         auto bound = bind_socket(tasks, credit ? opt.credit_endpoint : opt.tasks_endpoint);
         if (!bound) return unexpected{bound.error()};

@@ -6,6 +6,7 @@
 // run_ventilator() owns every socket and must be called from one thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -27,6 +28,9 @@ struct ventilator_options {
     std::size_t window = 4096;  // tasks in flight (sent, not acknowledged)
     std::uint32_t retries = 3;
     std::uint32_t task_timeout_ms = 0;
+    // A task neither recorded nor reported held by a live worker this long
+    // after it was sent is sent again.
+    std::chrono::milliseconds lease{30000};
     transport_options transport;
 };
 

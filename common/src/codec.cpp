@@ -92,10 +92,13 @@ struct encoder {
         pack_str(p, m.worker);
     }
     void operator()(const ack& m) {
-        header(p, msg_type::ack, 2);
+        header(p, msg_type::ack, 3);
         pack_str(p, m.job);
         p.pack_array(static_cast<std::uint32_t>(m.ids.size()));
         for (auto id : m.ids)
+            p.pack(id);
+        p.pack_array(static_cast<std::uint32_t>(m.running.size()));
+        for (auto id : m.running)
             p.pack(id);
     }
     void operator()(const lost& m) {
@@ -211,6 +214,15 @@ std::vector<task_ref> read_refs(field_reader& r, const char* field) {
     return out;
 }
 
+std::vector<std::uint64_t> read_ids(field_reader& r, const char* field) {
+    const auto& a = r.array(field);
+    std::vector<std::uint64_t> out;
+    out.reserve(a.size);
+    for (std::uint32_t i = 0; i < a.size; ++i)
+        out.push_back(field_reader::as_uint<std::uint64_t>(a.ptr[i], field));
+    return out;
+}
+
 message decode_fields(msg_type t, field_reader& r) {
     switch (t) {
         case msg_type::job_open:
@@ -268,10 +280,8 @@ message decode_fields(msg_type t, field_reader& r) {
         case msg_type::ack: {
             ack m;
             m.job = r.name("job");
-            const auto& a = r.array("ids");
-            m.ids.reserve(a.size);
-            for (std::uint32_t i = 0; i < a.size; ++i)
-                m.ids.push_back(field_reader::as_uint<std::uint64_t>(a.ptr[i], "ids[]"));
+            m.ids = read_ids(r, "ids");
+            m.running = read_ids(r, "running");
             return m;
         }
         case msg_type::lost: {

@@ -105,9 +105,11 @@ void executor_pool::cancel_running(const std::string& job) {
         if (s->busy && (job.empty() || s->current.job == job)) s->cancel.store(true);
 }
 
-std::vector<proto::task_ref> executor_pool::running() const {
+std::vector<proto::task_ref> executor_pool::holding() const {
     std::vector<proto::task_ref> out;
     std::lock_guard lock(mu_);
+    for (const auto& [t, o] : queue_)
+        out.push_back(proto::task_ref{t.job, t.id, t.attempt});
     for (const auto& s : slots_)
         if (s->busy) out.push_back(s->current);
     return out;

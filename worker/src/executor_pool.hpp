@@ -51,7 +51,8 @@ class executor_pool {
     std::vector<std::pair<proto::task, origin>> remove_all_queued();
     // Asks running handlers of `job` (or all, when job is empty) to give up.
     void cancel_running(const std::string& job);
-    std::vector<proto::task_ref> running() const;
+    // Tasks running or queued here: what a HEARTBEAT reports as held.
+    std::vector<proto::task_ref> holding() const;
     // Stops the threads once their current task is done.
     void shutdown();
 

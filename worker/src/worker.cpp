@@ -366,7 +366,7 @@ expected<worker_summary, worker_error> worker::impl::run() {
             if (clock::now() >= next_heartbeat) {
                 next_heartbeat = clock::now() + k_heartbeat_interval;
                 send(results, proto::heartbeat{id_, summary_.tasks_ok + summary_.tasks_failed,
-                                               pool_->running()});
+                                               pool_->holding()});
             }
         }
         send(results, proto::bye{id_});

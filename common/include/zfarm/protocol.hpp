@@ -123,10 +123,13 @@ struct bye {
     bool operator==(const bye&) const = default;
 };
 
-// sink -> ventilator (control PUB, topic ACK): these ids of `job` are recorded.
+// sink -> ventilator (control PUB, topic ACK): the ids of `job` in `ids` are
+// recorded; those in `running` are held by live workers (their leases are
+// renewed). The sink sends `running` about once a second, with no ids.
 struct ack {
     std::string job;
     std::vector<std::uint64_t> ids;
+    std::vector<std::uint64_t> running;
     bool operator==(const ack&) const = default;
 };
 

@@ -1,0 +1,55 @@
+// Liveness of workers, as the sink sees it: who said HELLO or HEARTBEAT or
+// delivered a result lately, and which tasks each one last said it holds.
+// A worker silent for longer than the liveness timeout is lost: its tasks are
+// reported (LOST) so the ventilator re-sends them at once. A lost worker
+// that speaks again rejoins.
+// Not thread-safe; owned by the sink's main thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "zfarm/protocol.hpp"
+
+namespace zfarm::sink {
+
+class worker_table {
+  public:
+    using clock = std::chrono::steady_clock;
+    static constexpr std::size_t k_max_workers = 100000;
+
+    explicit worker_table(clock::duration timeout) : timeout_(timeout) {}
+
+    void hello(const proto::hello& h, clock::time_point now);
+    void heartbeat(const proto::heartbeat& hb, clock::time_point now);
+    void seen(const std::string& worker, clock::time_point now);
+    // A worker said BYE: forgotten without a LOST (its tasks are done or
+    // handed back in the BYE itself).
+    void bye(const std::string& worker);
+
+    // Workers silent for longer than the timeout, removed, each with the
+    // tasks it last reported. Call about once a second.
+    std::vector<proto::lost> expire(clock::time_point now);
+
+    // Ids of `job` that live workers report holding, for lease renewal.
+    std::vector<std::uint64_t> held(const std::string& job) const;
+    std::size_t alive() const { return workers_.size(); }
+    std::uint64_t lost_count() const { return lost_count_; }
+
+  private:
+    struct entry {
+        clock::time_point last_seen;
+        std::vector<proto::task_ref> holding;
+    };
+    entry* touch(const std::string& worker, clock::time_point now);
+
+    clock::duration timeout_;
+    std::unordered_map<std::string, entry> workers_;
+    std::unordered_map<std::string, bool> ever_lost_;
+    std::uint64_t lost_count_ = 0;
+};
+
+}  // namespace zfarm::sink
