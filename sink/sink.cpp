@@ -103,6 +103,10 @@ class sink_loop {
         } else if (auto* b = std::get_if<proto::bye>(&msg)) {
             spdlog::info("worker {} left", b->worker);
             workers_.bye(b->worker);
+            // Whatever was still queued to it (push dispatch: in its socket
+            // buffers) is sent again at once, not after a lease.
+            proto::encode(proto::lost{b->worker, {}}, scratch_);
+            publish(control_, proto::k_topic_lost, scratch_);
         } else if (auto* hb = std::get_if<proto::heartbeat>(&msg)) {
             workers_.heartbeat(*hb, now);
         } else {
