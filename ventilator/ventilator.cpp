@@ -28,6 +28,9 @@ constexpr auto k_open_retry_max = std::chrono::milliseconds(500);
 constexpr auto k_close_retry = std::chrono::milliseconds(1000);
 constexpr auto k_waiting_log = std::chrono::seconds(5);
 constexpr auto k_lease_check = std::chrono::milliseconds(250);
+// Workers report what they hold every second and the sink relays it every
+// second: a relay this long after a loss reflects every live worker.
+constexpr auto k_sweep_delay = std::chrono::milliseconds(2100);
 constexpr auto k_poll_interval = std::chrono::milliseconds(100);
 // Push dispatch waits for this long without a new worker (but no longer than
 // k_settle_max after the first) before sending: workers started together
@@ -72,6 +75,12 @@ class dispatcher {
     void resend(std::uint64_t id, std::string_view why);
     void on_lost(const proto::lost& l, clock::time_point now);
     void expire_leases(clock::time_point now);
+    // Push dispatch after a loss at time T: once live workers have reported
+    // what they hold (a relay k_sweep_delay after T), re-send what was sent
+    // before T and nobody holds.
+    void schedule_sweep(clock::time_point now);
+    void sweep();
+    std::optional<clock::time_point> sweep_before_;
 
     const ventilator_options& opt_;
     task_source& source_;
@@ -156,6 +165,7 @@ bool dispatcher::on_control() {
                     if (auto* e = ledger_.find(id)) e->lease_until = now + opt_.lease;
                 }
                 reported_at_ = now;
+                if (sweep_before_ && now >= *sweep_before_ + k_sweep_delay) sweep();
             }
         } else if (auto* d = std::get_if<proto::done>(&*decoded)) {
             // A DONE for a job we have not closed is stale (an earlier run of
@@ -227,6 +237,7 @@ void dispatcher::on_monitor(clock::time_point now) {
             last_join_ = now;
         } else if (event == ZMQ_EVENT_DISCONNECTED && peers_ > 0) {
             --peers_;
+            schedule_sweep(now);  // a worker's connection is gone, and what it held
         }
     }
 }
@@ -275,21 +286,32 @@ void dispatcher::on_lost(const proto::lost& l, clock::time_point now) {
         credit_.erase(l.worker);
         std::erase(rotation_, l.worker);
     } else {
-        // PUSH cannot say where a task went. Whatever no live worker reported
-        // holding, though it had time to, may have been in the lost worker's
-        // socket buffers: send it again (a live worker may still run its copy;
-        // the sink records one).
-        const auto reported_since = reported_at_ - std::chrono::seconds(2);
-        std::vector<std::uint64_t> suspects;
-        ledger_.for_each([&](std::uint64_t id, ledger_entry& e) {
-            if (e.sent_at < reported_since && !reported_.contains(id)) suspects.push_back(id);
-        });
-        std::sort(suspects.begin(), suspects.end());
-        for (auto id : suspects)
-            resend_counted(id, why);
+        schedule_sweep(now);
     }
     spdlog::warn("worker {} lost: {} task(s) of job {} sent again", l.worker, n, opt_.job);
     (void)now;
+}
+
+void dispatcher::schedule_sweep(clock::time_point now) {
+    sweep_before_ = sweep_before_ ? std::max(*sweep_before_, now) : now;
+}
+
+void dispatcher::sweep() {
+    // PUSH cannot say where a task went. Whatever was sent before the loss
+    // and is still not held by any live worker, well after the loss, may have
+    // been in the lost worker's socket buffers: send it again (a live worker
+    // may still hold a copy unread in its buffers; the sink records one).
+    const auto before = *sweep_before_;
+    sweep_before_.reset();
+    std::vector<std::uint64_t> suspects;
+    ledger_.for_each([&](std::uint64_t id, ledger_entry& e) {
+        if (e.sent_at < before && !reported_.contains(id)) suspects.push_back(id);
+    });
+    std::sort(suspects.begin(), suspects.end());
+    for (auto id : suspects)
+        resend(id, "its worker was lost");
+    if (!suspects.empty())
+        spdlog::warn("{} task(s) not held by any live worker sent again", suspects.size());
 }
 
 void dispatcher::expire_leases(clock::time_point now) {

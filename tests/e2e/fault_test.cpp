@@ -1,0 +1,110 @@
+// Fault injection: real processes really killed or stopped mid-job. Each test
+// reports, Jepsen-style, what was attempted and what the sink recorded, and
+// passes only when nothing was lost and nothing was recorded twice
+// (PROTOCOL.md 11: every task of a job is recorded exactly once).
+#include <signal.h>
+
+#include <map>
+
+#include <gtest/gtest.h>
+
+#include "support/pipeline.hpp"
+
+namespace zfarm::test {
+namespace {
+
+struct fault_report {
+    std::uint64_t attempted = 0;
+    std::uint64_t recorded_ok = 0;
+    std::uint64_t failed = 0;
+    std::uint64_t lost = 0;
+    std::uint64_t duplicates_recorded = 0;
+    std::uint64_t retried = 0;  // recorded with attempts > 1: the work was sent again
+};
+
+fault_report tally(const std::vector<nlohmann::json>& results, std::uint64_t n) {
+    fault_report r;
+    r.attempted = n;
+    std::map<std::uint64_t, int> seen;
+    for (const auto& j : results) {
+        const auto id = j.value("id", std::uint64_t{0});
+        if (++seen[id] > 1) ++r.duplicates_recorded;
+        (j.value("status", "") == "ok" ? r.recorded_ok : r.failed)++;
+        if (j.value("attempts", 1) > 1) ++r.retried;
+    }
+    for (std::uint64_t id = 0; id < n; ++id)
+        if (!seen.contains(id)) ++r.lost;
+    return r;
+}
+
+void print(const fault_report& r, const std::string& what) {
+    std::printf(
+        "[fault] %s: attempted %llu, recorded ok %llu, failed %llu, lost %llu, duplicates "
+        "recorded %llu, re-sent %llu\n",
+        what.c_str(), static_cast<unsigned long long>(r.attempted),
+        static_cast<unsigned long long>(r.recorded_ok), static_cast<unsigned long long>(r.failed),
+        static_cast<unsigned long long>(r.lost),
+        static_cast<unsigned long long>(r.duplicates_recorded),
+        static_cast<unsigned long long>(r.retried));
+}
+
+class Faults : public ::testing::TestWithParam<std::string> {
+  protected:
+    pipeline farm{GetParam()};
+    // Detect a silent worker within 2 s; leases far longer, so recovery in
+    // these tests comes from LOST, not from lease expiry.
+    std::vector<std::string> sink_args{"--once", "--liveness-timeout", "2"};
+};
+
+// 11.3: a worker killed with SIGKILL mid-job loses nothing: the sink declares
+// it lost and the ventilator sends its tasks again.
+TEST_P(Faults, WorkerKilledMidJobLosesNothing) {
+    constexpr std::uint64_t n = 3000;
+    farm.start_sink(sink_args);
+    for (int i = 0; i < 4; ++i)
+        farm.start_worker({"--exit-when-done"});
+    farm.start_ventilator(
+        {"--sleep", std::to_string(n), "--ms", "2", "--lease", "60", "--job", "kill9"});
+    ASSERT_TRUE(wait_until([&] { return count_lines(farm.output()) >= n / 4; }, k_start_timeout));
+    farm.workers()[1]->kill();
+
+    ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 0);
+    EXPECT_EQ(farm.sink().wait_for_exit(k_exit_timeout), 0);
+    const auto results = read_results(farm.output());
+    const auto report = tally(results, n);
+    print(report, "kill -9 one of 4 workers, " + farm.dispatch());
+    EXPECT_EQ(report.lost, 0u);
+    EXPECT_EQ(report.duplicates_recorded, 0u);
+    EXPECT_TRUE(has_each_id_once(results, n));
+}
+
+// 11.3: a worker stopped (SIGSTOP) longer than the liveness timeout is lost;
+// its tasks are sent again, the job does not stall while it is stopped, and
+// its late results after SIGCONT are dropped as duplicates.
+TEST_P(Faults, StoppedWorkerDoesNotStallTheJob) {
+    constexpr std::uint64_t n = 1500;
+    farm.start_sink(sink_args);
+    for (int i = 0; i < 3; ++i)
+        farm.start_worker({"--exit-when-done"});
+    farm.start_ventilator(
+        {"--sleep", std::to_string(n), "--ms", "2", "--lease", "60", "--job", "sigstop"});
+    ASSERT_TRUE(wait_until([&] { return count_lines(farm.output()) >= n / 5; }, k_start_timeout));
+    auto* victim = farm.workers()[0];
+    victim->signal(SIGSTOP);
+    // The job completes while the victim is still stopped.
+    const auto rc = farm.ventilator().wait_for_exit(k_exit_timeout);
+    victim->signal(SIGCONT);
+    ASSERT_EQ(rc, 0);
+    EXPECT_EQ(farm.sink().wait_for_exit(k_exit_timeout), 0);
+    const auto results = read_results(farm.output());
+    const auto report = tally(results, n);
+    print(report, "SIGSTOP one of 3 workers, " + farm.dispatch());
+    EXPECT_EQ(report.lost, 0u);
+    EXPECT_EQ(report.duplicates_recorded, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(BothDispatchModes, Faults, ::testing::Values("push", "credit"),
+                         [](const auto& mode) { return mode.param; });
+
+}  // namespace
+}  // namespace zfarm::test
