@@ -34,7 +34,7 @@ std::vector<std::uint64_t> ledger::held_by(const std::string& holder) const {
 std::vector<std::uint64_t> ledger::expired(std::chrono::steady_clock::time_point now) const {
     std::vector<std::uint64_t> out;
     for (const auto& [id, e] : entries_)
-        if (!e.queued_for_resend && !e.given_up && e.lease_until <= now) out.push_back(id);
+        if (!e.queued_for_resend && e.lease_until <= now) out.push_back(id);
     std::sort(out.begin(), out.end());
     return out;
 }

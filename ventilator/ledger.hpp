@@ -42,7 +42,7 @@ class ledger {
     ledger_entry* find(std::uint64_t id);
     // Ids held by `holder`, for re-dispatch when it is lost.
     std::vector<std::uint64_t> held_by(const std::string& holder) const;
-    // Ids whose lease ran out by `now` (not queued for re-send, not given up).
+    // Ids whose lease ran out by `now` (not already queued for re-send).
     std::vector<std::uint64_t> expired(std::chrono::steady_clock::time_point now) const;
     template <class F>
     void for_each(F&& f) {

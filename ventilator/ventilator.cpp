@@ -75,6 +75,8 @@ class dispatcher {
     void resend(std::uint64_t id, std::string_view why);
     void on_lost(const proto::lost& l, clock::time_point now);
     void expire_leases(clock::time_point now);
+    // Records `id` as failed through the sink, with the reasons of its attempts.
+    void give_up(std::uint64_t id, ledger_entry& e, clock::time_point now);
     // Push dispatch after a loss at time T: once live workers have reported
     // what they hold (a relay k_sweep_delay after T), re-send what was sent
     // before T and nobody holds.
@@ -250,14 +252,7 @@ void dispatcher::resend(std::uint64_t id, std::string_view why) {
     if (e->attempt > opt_.retries) {
         e->given_up = true;
         spdlog::warn("task {} failed after {} attempt(s): {}", id, e->attempt, e->reasons);
-        proto::result r;
-        r.job = opt_.job;
-        r.id = id;
-        r.attempt = e->attempt;
-        r.worker = e->holder;
-        r.status = proto::task_status::failed;
-        r.error = e->reasons;
-        send_to_sink(r);
+        give_up(id, *e, clock::now());
         return;
     }
     ++e->attempt;
@@ -314,9 +309,27 @@ void dispatcher::sweep() {
         spdlog::warn("{} task(s) not held by any live worker sent again", suspects.size());
 }
 
+void dispatcher::give_up(std::uint64_t id, ledger_entry& e, clock::time_point now) {
+    proto::result r;
+    r.job = opt_.job;
+    r.id = id;
+    r.attempt = e.attempt;
+    r.worker = e.holder;
+    r.status = proto::task_status::failed;
+    r.error = e.reasons;
+    send_to_sink(r);
+    e.lease_until = now + opt_.lease;  // until its ACK arrives; then sent again
+}
+
 void dispatcher::expire_leases(clock::time_point now) {
-    for (auto id : ledger_.expired(now))
-        resend(id, "lease expired");
+    for (auto id : ledger_.expired(now)) {
+        ledger_entry* e = ledger_.find(id);
+        if (e->given_up) {
+            give_up(id, *e, now);  // the failure was not acknowledged: record it again
+        } else {
+            resend(id, "lease expired");
+        }
+    }
 }
 
 std::string* dispatcher::pick_worker() {

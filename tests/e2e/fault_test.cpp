@@ -103,6 +103,27 @@ TEST_P(Faults, StoppedWorkerDoesNotStallTheJob) {
     EXPECT_EQ(report.duplicates_recorded, 0u);
 }
 
+// 11: a task whose attempts run out (--retries) is recorded failed with the
+// reason of each attempt, and the job still completes (exit 1).
+TEST_P(Faults, TaskIsRecordedFailedWhenItsAttemptsRunOut) {
+    farm.start_sink(sink_args);
+    farm.start_worker();
+    farm.start_ventilator({"--sleep", "1", "--ms", "600000", "--retries", "0", "--job", "doomed"});
+    ASSERT_TRUE(wait_until(
+        [&] { return farm.ventilator().stderr_text().find("all 1 task(s)") != std::string::npos; },
+        k_start_timeout));
+    farm.workers()[0]->kill();
+
+    ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 1);
+    EXPECT_EQ(farm.sink().wait_for_exit(k_exit_timeout), 1);
+    const auto results = read_results(farm.output());
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_EQ(results[0].value("status", ""), "failed");
+    EXPECT_NE(results[0].value("error", "").find("attempt 1: "), std::string::npos)
+        << results[0].dump();
+    EXPECT_NE(results[0].value("error", "").find("lost"), std::string::npos) << results[0].dump();
+}
+
 INSTANTIATE_TEST_SUITE_P(BothDispatchModes, Faults, ::testing::Values("push", "credit"),
                          [](const auto& mode) { return mode.param; });
 

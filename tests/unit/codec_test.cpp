@@ -124,7 +124,7 @@ std::vector<message> one_of_each() {
         hello{"node7-1234-beef", "node7", 1234, 8, "0.1.0"},
         heartbeat{"node7-1234-beef", 99, {{"render-frames", 42, 2}, {"other", 0, 1}}},
         bye{"node7-1234-beef"},
-        ack{"render-frames", {0, 1, 2, k_u64_max}},
+        ack{"render-frames", {0, 1, 2, k_u64_max}, {7, 8}},
         lost{"node7-1234-beef", {{"render-frames", 43, 1}}},
         done{"render-frames", 1000, 998, 2, 4, 61000, 1},
         stop{"render-frames", "cancelled by operator"},
@@ -199,11 +199,11 @@ TEST(Codec, RoundTripsBye) {
 
 TEST(Codec, RoundTripsAckWithNoIds) {
     // 5.8.2: "`ids` MAY be empty (an answer to JOB_OPEN)".
-    expect_round_trip(ack{"j", {}});
+    expect_round_trip(ack{"j", {}, {}});
 }
 
 TEST(Codec, RoundTripsAckWithTheMaximumNumberOfIds) {
-    ack a{"j", {}};
+    ack a{"j", {}, {}};
     a.ids.reserve(k_max_ids_per_message);
     for (std::uint64_t i = 0; i < k_max_ids_per_message; ++i)
         a.ids.push_back(k_u64_max - i * 0x0101010101ULL);
@@ -694,10 +694,11 @@ std::string job_open_named(const std::string& name) {
 
 std::string ack_with_ids(std::size_t n) {
     frame_builder b;
-    b.array(4).uint(1).uint(static_cast<std::uint8_t>(msg_type::ack)).str("j");
+    b.array(5).uint(1).uint(static_cast<std::uint8_t>(msg_type::ack)).str("j");
     b.array(static_cast<std::uint32_t>(n));
     for (std::size_t i = 0; i < n; ++i)
         b.uint(i);
+    b.array(0);  // running
     return b.frame();
 }
 
