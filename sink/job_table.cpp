@@ -74,7 +74,7 @@ job_table::record_outcome job_table::record(const proto::result& r,
             break;
     }
     (r.status == proto::task_status::ok ? j->ok : j->failed)++;
-    if (j->workers.size() < k_max_workers_per_job) j->workers.insert(r.worker);
+    if (!r.worker.empty() && j->workers.size() < k_max_workers_per_job) j->workers.insert(r.worker);
     return record_outcome::added;
 }
 

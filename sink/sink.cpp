@@ -56,7 +56,7 @@ class sink_loop {
 
     void handle(proto::message& msg, const zmq::message_t& raw, clock::time_point now) {
         if (auto* r = std::get_if<proto::result>(&msg)) {
-            workers_.seen(r->worker, now);
+            if (!r->worker.empty()) workers_.seen(r->worker, now);  // empty: from the ventilator
             switch (jobs_.record(*r, now)) {
                 case job_table::record_outcome::added:
                     out_.write(*r);
@@ -104,9 +104,9 @@ class sink_loop {
             spdlog::info("worker {} left", b->worker);
             workers_.bye(b->worker);
             // Whatever was still queued to it (push dispatch: in its socket
-            // buffers) is sent again at once, not after a lease.
-            proto::encode(proto::lost{b->worker, {}}, scratch_);
-            publish(control_, proto::k_topic_lost, scratch_);
+            // buffers) is sent again at once, not after a lease. Published
+            // after this batch's ACKs, so its last results are not re-sent.
+            departed_.push_back(b->worker);
         } else if (auto* hb = std::get_if<proto::heartbeat>(&msg)) {
             workers_.heartbeat(*hb, now);
         } else {
@@ -139,6 +139,11 @@ class sink_loop {
             } while (i < ids.size());
         }
         pending_acks_.clear();
+        for (const auto& worker : departed_) {
+            proto::encode(proto::lost{worker, {}}, scratch_);
+            publish(control_, proto::k_topic_lost, scratch_);
+        }
+        departed_.clear();
         auto finished = jobs_.collect_finished(now);
         for (const auto& d : finished) {
             ++summary.jobs_done;
@@ -199,6 +204,7 @@ class sink_loop {
     std::string scratch_;
     std::uint64_t duplicates_ = 0;
     std::uint64_t cancelled_ = 0;
+    std::vector<std::string> departed_;  // said BYE in this batch
     bool wrote_ = false;
 };
 

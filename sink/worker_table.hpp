@@ -26,8 +26,8 @@ class worker_table {
     void hello(const proto::hello& h, clock::time_point now);
     void heartbeat(const proto::heartbeat& hb, clock::time_point now);
     void seen(const std::string& worker, clock::time_point now);
-    // A worker said BYE: forgotten without a LOST (its tasks are done or
-    // handed back in the BYE itself).
+    // A worker said BYE: forgotten, never declared lost (the sink publishes a
+    // LOST with no tasks for it, so what it left queued is re-sent).
     void bye(const std::string& worker);
 
     // Workers silent for longer than the timeout, removed, each with the

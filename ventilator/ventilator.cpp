@@ -314,7 +314,7 @@ void dispatcher::give_up(std::uint64_t id, ledger_entry& e, clock::time_point no
     r.job = opt_.job;
     r.id = id;
     r.attempt = e.attempt;
-    r.worker = e.holder;
+    r.worker = "";  // nobody ran it to the end; the reasons name the workers
     r.status = proto::task_status::failed;
     r.error = e.reasons;
     send_to_sink(r);

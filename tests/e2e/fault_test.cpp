@@ -112,6 +112,11 @@ TEST_P(Faults, TaskIsRecordedFailedWhenItsAttemptsRunOut) {
     ASSERT_TRUE(wait_until(
         [&] { return farm.ventilator().stderr_text().find("all 1 task(s)") != std::string::npos; },
         k_start_timeout));
+    // The sink must know the worker to declare it lost (else the lease, much
+    // later, would catch the task).
+    ASSERT_TRUE(
+        wait_until([&] { return farm.sink().stderr_text().find("joined") != std::string::npos; },
+                   k_start_timeout));
     farm.workers()[0]->kill();
 
     ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 1);
