@@ -103,6 +103,64 @@ TEST_P(Faults, StoppedWorkerDoesNotStallTheJob) {
     EXPECT_EQ(report.duplicates_recorded, 0u);
 }
 
+// Issue 3, test 2: every worker killed halfway through, new ones started
+// later: the job completes, each id recorded once.
+TEST_P(Faults, AllWorkersKilledAndReplacedLosesNothing) {
+    constexpr std::uint64_t n = 2000;
+    farm.start_sink(sink_args);
+    for (int i = 0; i < 4; ++i)
+        farm.start_worker({"--exit-when-done"});
+    farm.start_ventilator(
+        {"--sleep", std::to_string(n), "--ms", "2", "--lease", "60", "--job", "massacre"});
+    ASSERT_TRUE(wait_until([&] { return count_lines(farm.output()) >= n / 2; }, k_start_timeout));
+    for (auto* w : farm.workers())
+        w->kill();
+    // The sink declares them all lost before any replacement joins.
+    ASSERT_TRUE(wait_until(
+        [&] {
+            const auto log = farm.sink().stderr_text();
+            std::size_t lost = 0;
+            for (auto at = log.find(" lost:"); at != std::string::npos;
+                 at = log.find(" lost:", at + 1))
+                ++lost;
+            return lost >= 4;
+        },
+        k_start_timeout));
+    for (int i = 0; i < 4; ++i)
+        farm.start_worker({"--exit-when-done"});
+
+    ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 0);
+    EXPECT_EQ(farm.sink().wait_for_exit(k_exit_timeout), 0);
+    const auto results = read_results(farm.output());
+    const auto report = tally(results, n);
+    print(report, "kill -9 all 4 workers at 50 %, then 4 new ones, " + farm.dispatch());
+    EXPECT_EQ(report.lost, 0u);
+    EXPECT_EQ(report.duplicates_recorded, 0u);
+}
+
+// Issue 3, test 7: SIGTERM mid-task drains the worker: it finishes what it
+// holds, says BYE and exits 0; nothing is lost or recorded twice.
+TEST_P(Faults, TerminatedWorkerDrainsAndLosesNothing) {
+    constexpr std::uint64_t n = 400;
+    farm.start_sink(sink_args);
+    for (int i = 0; i < 3; ++i)
+        farm.start_worker({"--exit-when-done"});
+    farm.start_ventilator(
+        {"--sleep", std::to_string(n), "--ms", "10", "--lease", "60", "--job", "drain"});
+    ASSERT_TRUE(wait_until([&] { return count_lines(farm.output()) >= n / 4; }, k_start_timeout));
+    auto* leaving = farm.workers()[0];
+    leaving->signal(SIGTERM);
+    EXPECT_EQ(leaving->wait_for_exit(k_exit_timeout), 0);
+
+    ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 0);
+    EXPECT_EQ(farm.sink().wait_for_exit(k_exit_timeout), 0);
+    const auto results = read_results(farm.output());
+    const auto report = tally(results, n);
+    print(report, "SIGTERM one of 3 workers mid-job, " + farm.dispatch());
+    EXPECT_EQ(report.lost, 0u);
+    EXPECT_EQ(report.duplicates_recorded, 0u);
+}
+
 // 11: a task whose attempts run out (--retries) is recorded failed with the
 // reason of each attempt, and the job still completes (exit 1).
 TEST_P(Faults, TaskIsRecordedFailedWhenItsAttemptsRunOut) {
