@@ -283,8 +283,8 @@ void dispatcher::on_lost(const proto::lost& l, clock::time_point now) {
     } else {
         schedule_sweep(now);
     }
-    spdlog::warn("worker {} lost: {} task(s) of job {} sent again", l.worker, n, opt_.job);
-    (void)now;
+    spdlog::warn("worker {} gone: {} task(s) of job {} sent again{}", l.worker, n, opt_.job,
+                 credit_mode() ? "" : " (more once live workers report what they hold)");
 }
 
 void dispatcher::schedule_sweep(clock::time_point now) {
@@ -508,6 +508,8 @@ expected<job_outcome, std::string> dispatcher::run() {
     out.ok = done_->ok;
     out.failed = done_->failed;
     out.workers = done_->workers;
+    if (resent_ > 0)
+        spdlog::info("{} task(s) were sent again after a loss or lease expiry", resent_);
     out.seconds = std::chrono::duration<double>(clock::now() - started).count();
     return out;
 }
