@@ -185,4 +185,23 @@ TEST(Execute, HandlerSeesItselfCancelledPastItsDeadline) {
     EXPECT_EQ(execute(h, make_task("late", "", 1), k_worker, nullptr).output, "past deadline");
 }
 
+// 6.6: a handler that gives up past its deadline is recorded as timed out.
+TEST(Execute, FailureAfterTheDeadlineIsReportedAsATimeout) {
+    const auto h = table_with("slow", [](const task_view& t) -> handler_result {
+        while (!t.cancelled())
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        return unexpected{std::string("cancelled")};
+    });
+    const auto r = execute(h, make_task("slow", "", 5), k_worker, nullptr);
+    EXPECT_EQ(r.status, task_status::failed);
+    EXPECT_EQ(r.error, "timed out after 5 ms");
+}
+
+TEST(Execute, FailureBeforeTheDeadlineKeepsItsReason) {
+    const auto h = table_with("bad", [](const task_view&) -> handler_result {
+        return unexpected{std::string("bad payload")};
+    });
+    EXPECT_EQ(execute(h, make_task("bad", "", 60000), k_worker, nullptr).error, "bad payload");
+}
+
 }  // namespace

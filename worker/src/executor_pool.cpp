@@ -46,6 +46,10 @@ proto::result execute(const handler_table& handlers, const proto::task& t,
     } else {
         r.status = proto::task_status::failed;
         r.error = out.error().empty() ? "failed" : out.error();
+        // A handler that gave up because its deadline passed failed by timing
+        // out, whatever it says (the built-in kinds say "cancelled").
+        if (t.timeout_ms && clock::now() >= deadline)
+            r.error = "timed out after " + std::to_string(t.timeout_ms) + " ms";
     }
     return r;
 }
