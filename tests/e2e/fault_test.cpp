@@ -54,27 +54,42 @@ class Faults : public ::testing::TestWithParam<std::string> {
     // Detect a silent worker within 2 s; leases far longer, so recovery in
     // these tests comes from LOST, not from lease expiry.
     std::vector<std::string> sink_args{"--once", "--liveness-timeout", "2"};
+
+    // A sink, `workers` workers and a ventilator running `n` sleep tasks of
+    // `ms` each as `job`; returns once `recorded` results are in.
+    void start_job(std::uint64_t n, int workers, int ms, const std::string& job,
+                   std::uint64_t recorded) {
+        farm.start_sink(sink_args);
+        for (int i = 0; i < workers; ++i)
+            farm.start_worker({"--exit-when-done"});
+        farm.start_ventilator({"--sleep", std::to_string(n), "--ms", std::to_string(ms), "--lease",
+                               "60", "--job", job});
+        ASSERT_TRUE(
+            wait_until([&] { return count_lines(farm.output()) >= recorded; }, k_start_timeout));
+    }
+
+    // After the ventilator exited: the sink exits 0, and the job's n ids are
+    // each recorded once. Prints the report; returns the results.
+    std::vector<nlohmann::json> expect_nothing_lost(std::uint64_t n, const std::string& fault) {
+        EXPECT_EQ(farm.sink().wait_for_exit(k_exit_timeout), 0);
+        auto results = read_results(farm.output());
+        const auto report = tally(results, n);
+        print(report, fault + ", " + farm.dispatch());
+        EXPECT_EQ(report.lost, 0u);
+        EXPECT_EQ(report.duplicates_recorded, 0u);
+        return results;
+    }
 };
 
 // 11.3: a worker killed with SIGKILL mid-job loses nothing: the sink declares
 // it lost and the ventilator sends its tasks again.
 TEST_P(Faults, WorkerKilledMidJobLosesNothing) {
     constexpr std::uint64_t n = 3000;
-    farm.start_sink(sink_args);
-    for (int i = 0; i < 4; ++i)
-        farm.start_worker({"--exit-when-done"});
-    farm.start_ventilator(
-        {"--sleep", std::to_string(n), "--ms", "2", "--lease", "60", "--job", "kill9"});
-    ASSERT_TRUE(wait_until([&] { return count_lines(farm.output()) >= n / 4; }, k_start_timeout));
+    ASSERT_NO_FATAL_FAILURE(start_job(n, 4, 2, "kill9", n / 4));
     farm.workers()[1]->kill();
 
     ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 0);
-    EXPECT_EQ(farm.sink().wait_for_exit(k_exit_timeout), 0);
-    const auto results = read_results(farm.output());
-    const auto report = tally(results, n);
-    print(report, "kill -9 one of 4 workers, " + farm.dispatch());
-    EXPECT_EQ(report.lost, 0u);
-    EXPECT_EQ(report.duplicates_recorded, 0u);
+    const auto results = expect_nothing_lost(n, "kill -9 one of 4 workers");
     EXPECT_TRUE(has_each_id_once(results, n));
 }
 
@@ -83,36 +98,21 @@ TEST_P(Faults, WorkerKilledMidJobLosesNothing) {
 // its late results after SIGCONT are dropped as duplicates.
 TEST_P(Faults, StoppedWorkerDoesNotStallTheJob) {
     constexpr std::uint64_t n = 1500;
-    farm.start_sink(sink_args);
-    for (int i = 0; i < 3; ++i)
-        farm.start_worker({"--exit-when-done"});
-    farm.start_ventilator(
-        {"--sleep", std::to_string(n), "--ms", "2", "--lease", "60", "--job", "sigstop"});
-    ASSERT_TRUE(wait_until([&] { return count_lines(farm.output()) >= n / 5; }, k_start_timeout));
+    ASSERT_NO_FATAL_FAILURE(start_job(n, 3, 2, "sigstop", n / 5));
     auto* victim = farm.workers()[0];
     victim->signal(SIGSTOP);
     // The job completes while the victim is still stopped.
     const auto rc = farm.ventilator().wait_for_exit(k_exit_timeout);
     victim->signal(SIGCONT);
     ASSERT_EQ(rc, 0);
-    EXPECT_EQ(farm.sink().wait_for_exit(k_exit_timeout), 0);
-    const auto results = read_results(farm.output());
-    const auto report = tally(results, n);
-    print(report, "SIGSTOP one of 3 workers, " + farm.dispatch());
-    EXPECT_EQ(report.lost, 0u);
-    EXPECT_EQ(report.duplicates_recorded, 0u);
+    expect_nothing_lost(n, "SIGSTOP one of 3 workers");
 }
 
 // Issue 3, test 2: every worker killed halfway through, new ones started
 // later: the job completes, each id recorded once.
 TEST_P(Faults, AllWorkersKilledAndReplacedLosesNothing) {
     constexpr std::uint64_t n = 2000;
-    farm.start_sink(sink_args);
-    for (int i = 0; i < 4; ++i)
-        farm.start_worker({"--exit-when-done"});
-    farm.start_ventilator(
-        {"--sleep", std::to_string(n), "--ms", "2", "--lease", "60", "--job", "massacre"});
-    ASSERT_TRUE(wait_until([&] { return count_lines(farm.output()) >= n / 2; }, k_start_timeout));
+    ASSERT_NO_FATAL_FAILURE(start_job(n, 4, 2, "massacre", n / 2));
     for (auto* w : farm.workers())
         w->kill();
     // The sink declares them all lost before any replacement joins.
@@ -130,35 +130,20 @@ TEST_P(Faults, AllWorkersKilledAndReplacedLosesNothing) {
         farm.start_worker({"--exit-when-done"});
 
     ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 0);
-    EXPECT_EQ(farm.sink().wait_for_exit(k_exit_timeout), 0);
-    const auto results = read_results(farm.output());
-    const auto report = tally(results, n);
-    print(report, "kill -9 all 4 workers at 50 %, then 4 new ones, " + farm.dispatch());
-    EXPECT_EQ(report.lost, 0u);
-    EXPECT_EQ(report.duplicates_recorded, 0u);
+    expect_nothing_lost(n, "kill -9 all 4 workers at 50 %, then 4 new ones");
 }
 
 // Issue 3, test 7: SIGTERM mid-task drains the worker: it finishes what it
 // holds, says BYE and exits 0; nothing is lost or recorded twice.
 TEST_P(Faults, TerminatedWorkerDrainsAndLosesNothing) {
     constexpr std::uint64_t n = 400;
-    farm.start_sink(sink_args);
-    for (int i = 0; i < 3; ++i)
-        farm.start_worker({"--exit-when-done"});
-    farm.start_ventilator(
-        {"--sleep", std::to_string(n), "--ms", "10", "--lease", "60", "--job", "drain"});
-    ASSERT_TRUE(wait_until([&] { return count_lines(farm.output()) >= n / 4; }, k_start_timeout));
+    ASSERT_NO_FATAL_FAILURE(start_job(n, 3, 10, "drain", n / 4));
     auto* leaving = farm.workers()[0];
     leaving->signal(SIGTERM);
     EXPECT_EQ(leaving->wait_for_exit(k_exit_timeout), 0);
 
     ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 0);
-    EXPECT_EQ(farm.sink().wait_for_exit(k_exit_timeout), 0);
-    const auto results = read_results(farm.output());
-    const auto report = tally(results, n);
-    print(report, "SIGTERM one of 3 workers mid-job, " + farm.dispatch());
-    EXPECT_EQ(report.lost, 0u);
-    EXPECT_EQ(report.duplicates_recorded, 0u);
+    expect_nothing_lost(n, "SIGTERM one of 3 workers mid-job");
 }
 
 // 11: a task whose attempts run out (--retries) is recorded failed with the
