@@ -13,6 +13,7 @@
 #include "ledger.hpp"
 #include "zfarm/codec.hpp"
 #include "zfarm/logging.hpp"
+#include "zfarm/receive.hpp"
 #include "zfarm/signals.hpp"
 
 namespace zfarm::ventilator {
@@ -139,20 +140,10 @@ class dispatcher {
 bool dispatcher::on_control() {
     for (int i = 0; i < 1024; ++i) {
         zmq::message_t topic;
-        if (!control_.recv(topic, zmq::recv_flags::dontwait)) break;
-        if (!topic.more()) continue;
-        zmq::message_t body;
-        (void)control_.recv(body, zmq::recv_flags::none);
-        if (body.more()) {
-            discard_rest(control_);
-            drops_.drop("control", peer_address(body), "too many frames");
-            continue;
-        }
-        auto decoded = proto::decode(body.to_string_view());
-        if (!decoded) {
-            drops_.drop("control", peer_address(body), proto::to_string(decoded.error().code));
-            continue;
-        }
+        std::optional<proto::message> decoded;
+        const auto got = receive_enveloped(control_, "control", drops_, topic, decoded);
+        if (got == receive_status::nothing) break;
+        if (got == receive_status::skipped) continue;
         if (auto* a = std::get_if<proto::ack>(&*decoded)) {
             if (a->job != opt_.job) continue;
             if (!opened_) spdlog::debug("sink acknowledged job {}", opt_.job);
@@ -183,20 +174,13 @@ bool dispatcher::on_control() {
 void dispatcher::on_credit() {
     for (int i = 0; i < 1024; ++i) {
         zmq::message_t identity;
-        if (!tasks_.recv(identity, zmq::recv_flags::dontwait)) break;
-        if (!identity.more()) continue;
-        zmq::message_t body;
-        (void)tasks_.recv(body, zmq::recv_flags::none);
-        if (body.more()) {
-            discard_rest(tasks_);
-            drops_.drop("credit", peer_address(body), "too many frames");
-            continue;
-        }
-        auto decoded = proto::decode(body.to_string_view());
-        auto* c = decoded ? std::get_if<proto::credit>(&*decoded) : nullptr;
+        std::optional<proto::message> decoded;
+        const auto got = receive_enveloped(tasks_, "credit", drops_, identity, decoded);
+        if (got == receive_status::nothing) break;
+        if (got == receive_status::skipped) continue;
+        auto* c = std::get_if<proto::credit>(&*decoded);
         if (!c) {
-            drops_.drop("credit", peer_address(body),
-                        decoded ? "not a CREDIT" : proto::to_string(decoded.error().code));
+            drops_.drop("credit", peer_address(identity), "not a CREDIT");
             continue;
         }
         std::string who = identity.to_string();

@@ -16,6 +16,7 @@
 #include "executor_pool.hpp"
 #include "zfarm/codec.hpp"
 #include "zfarm/logging.hpp"
+#include "zfarm/receive.hpp"
 #include "zfarm/signals.hpp"
 #include "zfarm/version.hpp"
 
@@ -153,20 +154,10 @@ void worker::impl::on_completion(zmq::socket_t& done, zmq::socket_t& results) {
 void worker::impl::on_control(zmq::socket_t& sub) {
     for (int i = 0; i < 64; ++i) {
         zmq::message_t topic;
-        if (!sub.recv(topic, zmq::recv_flags::dontwait)) return;
-        if (!topic.more()) continue;
-        zmq::message_t body;
-        (void)sub.recv(body, zmq::recv_flags::none);
-        if (body.more()) {
-            discard_rest(sub);
-            drops_.drop("control", peer_address(body), "too many frames");
-            continue;
-        }
-        auto decoded = proto::decode(body.to_string_view());
-        if (!decoded) {
-            drops_.drop("control", peer_address(body), proto::to_string(decoded.error().code));
-            continue;
-        }
+        std::optional<proto::message> decoded;
+        const auto got = receive_enveloped(sub, "control", drops_, topic, decoded);
+        if (got == receive_status::nothing) return;
+        if (got == receive_status::skipped) continue;
         if (auto* d = std::get_if<proto::done>(&*decoded)) {
             spdlog::debug("job {} is done ({} open on the sink)", d->job, d->open_jobs);
             if (d->open_jobs == 0 && opt_.exit_when_done) done_seen_ = true;
