@@ -10,9 +10,29 @@ job_state* job_table::open(const std::string& name, std::chrono::steady_clock::t
     std::erase_if(finished_, [&](const proto::done& d) { return d.job == name; });
     std::erase(cancelled_, name);
     job_state& j = open_[name];
+    if (auto node = dormant_.extract(name)) j = std::move(node.mapped());
     j.name = name;
     j.opened = now;
     return &j;
+}
+
+job_table::record_outcome job_table::restore(const std::string& job, std::uint64_t id, bool ok,
+                                             const std::string& worker) {
+    job_state& j = dormant_[job];
+    j.name = job;
+    switch (j.recorded.insert(id)) {
+        case dedupe_set::outcome::duplicate:
+            ++j.duplicates;
+            return record_outcome::duplicate;
+        case dedupe_set::outcome::rejected:
+            ++rejected_;
+            return record_outcome::rejected;
+        case dedupe_set::outcome::added:
+            break;
+    }
+    (ok ? j.ok : j.failed)++;
+    if (!worker.empty() && j.workers.size() < k_max_workers_per_job) j.workers.insert(worker);
+    return record_outcome::added;
 }
 
 job_state* job_table::find(const std::string& name) {

@@ -41,8 +41,8 @@ class job_table {
     enum class record_outcome { added, duplicate, rejected };
 
     // Opens `name` (a no-op when open). Reopening a finished job starts it
-    // afresh: a new run of a job with the same name. nullptr when too many
-    // jobs are open.
+    // afresh: a new run of a job with the same name; opening a dormant job
+    // (restored) continues it. nullptr when too many jobs are open.
     job_state* open(const std::string& name, std::chrono::steady_clock::time_point now);
     job_state* find(const std::string& name);
     // Forgets an open job (cancelled by its ventilator). False if not open.
@@ -54,6 +54,13 @@ class job_table {
     // duplicates (or rejected, when the id is beyond a finished job's total).
     record_outcome record(const proto::result& r, std::chrono::steady_clock::time_point now);
 
+    // Records a result written by an earlier run of the sink (--resume). Its
+    // job is dormant: not open (no relays, not in open_jobs) until a message
+    // of it arrives, when open() continues it with what was restored.
+    record_outcome restore(const std::string& job, std::uint64_t id, bool ok,
+                           const std::string& worker);
+    std::size_t dormant_count() const { return dormant_.size(); }
+
     // Moves every complete open job to the finished list; returns their DONEs.
     std::vector<proto::done> collect_finished(std::chrono::steady_clock::time_point now);
 
@@ -64,6 +71,7 @@ class job_table {
 
   private:
     std::map<std::string, job_state> open_;
+    std::map<std::string, job_state> dormant_;  // restored, not opened since
     std::deque<proto::done> finished_;
     std::deque<std::string> cancelled_;  // recently cancelled names: their stragglers are dropped
     std::uint64_t rejected_ = 0;

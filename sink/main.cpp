@@ -21,8 +21,8 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("-o,--output", opt.output, "Append results to FILE (- for stdout)")
         ->capture_default_str();
-    bool resume = false;
-    app.add_flag("--resume", resume, "Rebuild the recorded set from --output before starting");
+    app.add_flag("--resume", opt.resume,
+                 "Rebuild what was recorded from --output (cutting a torn last line) first");
     app.add_flag("--once", opt.once, "Exit after the first job completes");
     double liveness = 3.0;
     app.add_option("--liveness-timeout", liveness,
@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
     for (const auto* ep : {&opt.results_endpoint, &opt.control_endpoint})
         if (auto ok = check_endpoint(*ep, true); !ok)
             return usage_error(app.get_name(), ok.error());
-    if (resume) return usage_error(app.get_name(), "--resume is not supported by this build yet");
+    if (opt.resume && (opt.output.empty() || opt.output == "-"))
+        return usage_error(app.get_name(), "--resume needs -o FILE, the output to resume");
 
     init_logging("sink", common.verbosity());
     install_stop_handlers();

@@ -3,12 +3,14 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <set>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
 #include "job_table.hpp"
+#include "recovery.hpp"
 #include "result_writer.hpp"
 #include "worker_table.hpp"
 #include "zfarm/codec.hpp"
@@ -28,8 +30,12 @@ constexpr auto k_poll_interval = std::chrono::milliseconds(100);
 class sink_loop {
   public:
     sink_loop(zmq::socket_t& results, zmq::socket_t& control, result_writer& out,
-              clock::duration liveness_timeout)
-        : results_(results), control_(control), out_(out), workers_(liveness_timeout) {}
+              clock::duration liveness_timeout, job_table jobs)
+        : results_(results),
+          control_(control),
+          out_(out),
+          jobs_(std::move(jobs)),
+          workers_(liveness_timeout) {}
 
     // Handles every frame waiting on the results socket, up to k_batch.
     void drain(clock::time_point now) {
@@ -74,12 +80,20 @@ class sink_loop {
                     break;
             }
         } else if (auto* o = std::get_if<proto::job_open>(&msg)) {
+            if (o->resume && jobs_.finished(o->job)) {
+                recorded_wanted_.insert(o->job);  // all of it: nothing left to send
+                return;
+            }
             if (!jobs_.find(o->job)) spdlog::info("job {} opened", o->job);
             if (!jobs_.open(o->job, now)) {
                 drops_.drop("results", peer_address(raw), "too many open jobs");
                 return;
             }
-            pending_acks_[o->job];  // an ACK with no ids answers JOB_OPEN
+            if (o->resume) {
+                recorded_wanted_.insert(o->job);
+            } else {
+                pending_acks_[o->job];  // an ACK with no ids answers JOB_OPEN
+            }
         } else if (auto* c = std::get_if<proto::job_close>(&msg)) {
             if (c->cancel) {
                 if (jobs_.cancel(c->job)) {
@@ -139,6 +153,9 @@ class sink_loop {
             } while (i < ids.size());
         }
         pending_acks_.clear();
+        for (const auto& job : recorded_wanted_)
+            publish_recorded(job);
+        recorded_wanted_.clear();
         for (const auto& worker : departed_) {
             proto::encode(proto::lost{worker, {}}, scratch_);
             publish(control_, proto::k_topic_lost, scratch_);
@@ -189,6 +206,29 @@ class sink_loop {
     std::uint64_t duplicates() const { return duplicates_; }
 
   private:
+    // RECORDED for `job`, after this batch's results are flushed: what a
+    // resuming ventilator need not send (PROTOCOL.md 5.13).
+    void publish_recorded(const std::string& job) {
+        proto::recorded msg{job, 0, {}, false};
+        std::vector<std::uint64_t> ids;
+        if (const auto* d = jobs_.finished(job)) {
+            msg.floor = d->total;
+        } else if (const job_state* j = jobs_.find(job)) {
+            msg.floor = j->recorded.floor();
+            ids = j->recorded.above_floor();
+        }
+        std::size_t i = 0;
+        do {
+            const std::size_t n = std::min(ids.size() - i, proto::k_max_ids_per_message);
+            msg.ids.assign(ids.begin() + static_cast<long>(i),
+                           ids.begin() + static_cast<long>(i + n));
+            i += n;
+            msg.more = i < ids.size();
+            proto::encode(msg, scratch_);
+            publish(control_, proto::k_topic_recorded, scratch_);
+        } while (i < ids.size());
+    }
+
     void publish_done(const proto::done& d) {
         proto::encode(d, scratch_);
         publish(control_, proto::k_topic_done, scratch_);
@@ -204,13 +244,32 @@ class sink_loop {
     std::string scratch_;
     std::uint64_t duplicates_ = 0;
     std::uint64_t cancelled_ = 0;
-    std::vector<std::string> departed_;  // said BYE in this batch
+    std::vector<std::string> departed_;      // said BYE in this batch
+    std::set<std::string> recorded_wanted_;  // JOB_OPEN with resume in this batch
     bool wrote_ = false;
 };
 
 }  // namespace
 
 expected<sink_summary, std::string> run_sink(const sink_options& opt) {
+    job_table jobs;
+    if (opt.resume) {
+        auto r = recover(opt.output, jobs);
+        if (!r) return unexpected{r.error()};
+        if (r->file_missing)
+            spdlog::info("nothing to resume: {} does not exist yet", opt.output);
+        else
+            spdlog::info("resumed {} result(s) of {} job(s) from {}", r->results, r->jobs,
+                         opt.output);
+        if (r->torn_bytes > 0)
+            spdlog::warn(
+                "{}: cut a torn last line of {} byte(s) left by a crash; its task "
+                "is recorded again when it arrives",
+                opt.output, r->torn_bytes);
+        if (r->duplicates > 0)
+            spdlog::warn("{}: {} line(s) repeat a task recorded earlier in the file", opt.output,
+                         r->duplicates);
+    }
     auto writer = result_writer::open(opt.output);
     if (!writer) return unexpected{writer.error()};
     try {
@@ -229,7 +288,7 @@ expected<sink_summary, std::string> run_sink(const sink_options& opt) {
         spdlog::info("sink up: results {}, control {}, output {}", *r, *c,
                      opt.output.empty() || opt.output == "-" ? "stdout" : opt.output);
 
-        sink_loop loop(results, control, *writer, opt.liveness_timeout);
+        sink_loop loop(results, control, *writer, opt.liveness_timeout, std::move(jobs));
         sink_summary summary;
         auto next_republish = clock::now() + k_done_republish;
         std::optional<clock::time_point> leave_at;

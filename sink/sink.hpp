@@ -18,6 +18,7 @@ struct sink_options {
     std::string control_endpoint = "tcp://*:5559";
     std::string output = "-";  // "-": stdout
     bool once = false;         // return after the first job completes
+    bool resume = false;       // rebuild the recorded set from `output` first
     // A worker silent this long is lost: its tasks are re-sent (LOST).
     std::chrono::steady_clock::duration liveness_timeout = std::chrono::seconds(3);
     transport_options transport;

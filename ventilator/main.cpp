@@ -43,7 +43,6 @@ int main(int argc, char** argv) {
     std::string sink_host;
     std::string dispatch = "push";
     double task_timeout = 0;
-    bool resume = false;
     auto* tasks_opt =
         app.add_option("--tasks", opt.tasks_endpoint, "Endpoint to bind for tasks (push dispatch)")
             ->capture_default_str();
@@ -76,7 +75,10 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--task-timeout", task_timeout, "Seconds one attempt may run (0: no limit)")
         ->check(CLI::Range(0.0, 86400.0 * 30));
-    app.add_flag("--resume", resume, "Send only the tasks the sink has not recorded");
+    auto* job_opt = app.get_option("--job");
+    app.add_flag("--resume", opt.resume,
+                 "Continue job --job: send only the tasks the sink has not recorded")
+        ->needs(job_opt);
     (void)tasks_opt;
     (void)credit_opt;
 
@@ -108,7 +110,6 @@ int main(int argc, char** argv) {
     if ((*sleep || *spin) && !*ms_opt) return usage_error(prog, "--sleep and --spin need --ms");
     if (*ms_opt && !*sleep && !*spin)
         return usage_error(prog, "--ms only applies to --sleep and --spin");
-    if (resume) return usage_error(prog, "--resume is not supported by this build yet");
     if (!sink_host.empty()) {
         opt.results_endpoint = tcp_endpoint(sink_host, k_port_results);
         opt.control_endpoint = tcp_endpoint(sink_host, k_port_control);

@@ -45,14 +45,17 @@ constexpr int k_push_min_per_peer = 8;
 class dispatcher {
   public:
     dispatcher(const ventilator_options& opt, task_source& source, zmq::socket_t& tasks,
-               zmq::socket_t& to_sink, zmq::socket_t& control, zmq::socket_t* monitor)
+               zmq::socket_t& to_sink, zmq::socket_t& control, zmq::socket_t* monitor,
+               zmq::socket_t& sink_monitor)
         : opt_(opt),
           source_(source),
           tasks_(tasks),
           to_sink_(to_sink),
           control_(control),
           monitor_(monitor),
-          ledger_(opt.window) {}
+          sink_monitor_(sink_monitor),
+          ledger_(opt.window),
+          asking_recorded_(opt.resume) {}
 
     expected<job_outcome, std::string> run();
 
@@ -66,6 +69,15 @@ class dispatcher {
     }
     // Reads control messages; returns true when this job's DONE arrived.
     bool on_control();
+    // RECORDED, the sink's answer to a JOB_OPEN with resume (5.13).
+    void on_recorded(const proto::recorded& r, clock::time_point now);
+    // A new connection to the sink after one was lost: a restarted sink may
+    // have lost results it had not written, so ask it what it recorded.
+    void on_sink_monitor();
+    // Tasks the sink has recorded that we have not sent (resume): skipped.
+    bool already_recorded(std::uint64_t id) const {
+        return id < recorded_floor_ || recorded_ids_.contains(id);
+    }
     void on_credit();
     // Sends as many tasks as window, credit and sockets allow. Returns an
     // error when the task source fails.
@@ -90,12 +102,20 @@ class dispatcher {
     zmq::socket_t& tasks_;  // PUSH (push mode) or ROUTER (credit mode)
     zmq::socket_t& to_sink_;
     zmq::socket_t& control_;
-    zmq::socket_t* monitor_;  // push mode: connection events of the tasks socket
+    zmq::socket_t* monitor_;       // push mode: connection events of the tasks socket
+    zmq::socket_t& sink_monitor_;  // connection events of the control socket
     ledger ledger_;
     drop_counter drops_;
     std::string scratch_;
 
     bool opened_ = false;
+    // Waiting for RECORDED: at the start with --resume, or after the
+    // connection to the sink was lost and made again.
+    bool asking_recorded_ = false;
+    bool sink_disconnected_ = false;
+    std::uint64_t recorded_floor_ = 0;
+    std::unordered_set<std::uint64_t> recorded_ids_;
+    std::uint64_t skipped_ = 0;
     bool exhausted_ = false;
     std::uint64_t next_id_ = 0;
     std::optional<task_spec> pending_;  // generated, not yet sent
@@ -146,8 +166,10 @@ bool dispatcher::on_control() {
         if (got == receive_status::skipped) continue;
         if (auto* a = std::get_if<proto::ack>(&*decoded)) {
             if (a->job != opt_.job) continue;
-            if (!opened_) spdlog::debug("sink acknowledged job {}", opt_.job);
-            opened_ = true;
+            if (!opened_ && !asking_recorded_) {
+                spdlog::debug("sink acknowledged job {}", opt_.job);
+                opened_ = true;
+            }
             for (auto id : a->ids)
                 ledger_.acknowledge(id);
             if (a->ids.empty()) {  // the sink's periodic relay of held tasks
@@ -166,9 +188,58 @@ bool dispatcher::on_control() {
             if (d->job == opt_.job && exhausted_ && d->total == next_id_) done_ = *d;
         } else if (auto* l = std::get_if<proto::lost>(&*decoded)) {
             on_lost(*l, clock::now());
+        } else if (auto* r = std::get_if<proto::recorded>(&*decoded)) {
+            if (r->job == opt_.job && asking_recorded_) on_recorded(*r, clock::now());
         }
     }
     return done_.has_value();
+}
+
+void dispatcher::on_recorded(const proto::recorded& r, clock::time_point now) {
+    recorded_floor_ = std::max(recorded_floor_, r.floor);
+    for (auto id : r.ids)
+        if (id >= recorded_floor_) recorded_ids_.insert(id);
+    if (r.more) return;
+    asking_recorded_ = false;
+    std::vector<std::uint64_t> recorded_in_flight;
+    ledger_.for_each([&](std::uint64_t id, ledger_entry&) {
+        if (already_recorded(id)) recorded_in_flight.push_back(id);
+    });
+    for (auto id : recorded_in_flight)
+        ledger_.acknowledge(id);
+    std::erase_if(recorded_ids_, [&](std::uint64_t id) { return id < next_id_; });
+    if (!opened_) {
+        opened_ = true;
+        spdlog::info(
+            "job {} resumed: {} task(s) below id {} and {} above it already recorded; "
+            "sending the rest",
+            opt_.job, recorded_floor_, recorded_floor_, recorded_ids_.size());
+        return;
+    }
+    // A sink that restarted (--resume) knows what it wrote, but results it
+    // had received and not written died with it: once live workers have
+    // reported what they hold, send again whatever nobody holds.
+    spdlog::info(
+        "sink reconnected: {} task(s) in flight were recorded; the rest are sent again "
+        "unless a live worker holds them",
+        recorded_in_flight.size());
+    schedule_sweep(now);
+}
+
+void dispatcher::on_sink_monitor() {
+    zmq::message_t ev;
+    while (sink_monitor_.recv(ev, zmq::recv_flags::dontwait)) {
+        discard_rest(sink_monitor_);
+        std::uint16_t event = 0;
+        if (ev.size() >= sizeof event) std::memcpy(&event, ev.data(), sizeof event);
+        if (event == ZMQ_EVENT_DISCONNECTED) {
+            if (!sink_disconnected_) spdlog::warn("lost the connection to the sink");
+            sink_disconnected_ = true;
+        } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && sink_disconnected_) {
+            sink_disconnected_ = false;
+            if (opened_ && !done_) asking_recorded_ = true;
+        }
+    }
 }
 
 void dispatcher::on_credit() {
@@ -353,8 +424,17 @@ expected<bool, std::string> dispatcher::dispatch(clock::time_point now) {
                 pending_ = std::move(**next);
             }
             id = next_id_;
+            if (already_recorded(id)) {  // resumed: the sink has it already
+                pending_.reset();
+                ++next_id_;
+                ++skipped_;
+                continue;
+            }
         }
 
+        // Tasks to send: not before the workers have settled (recorded ones
+        // were skipped above whether or not any worker is there).
+        if (!settled(now)) break;
         std::string* who = nullptr;
         if (credit_mode()) {
             who = pick_worker();
@@ -393,6 +473,7 @@ expected<bool, std::string> dispatcher::dispatch(clock::time_point now) {
             if (!sent) break;  // no worker connected yet, or all pipes full
         }
         progressed = true;
+        dispatching_ = true;
         if (is_resend) {
             resend_.pop_front();
             auto* le = ledger_.find(id);
@@ -433,13 +514,12 @@ expected<job_outcome, std::string> dispatcher::run() {
             return out;
         }
         auto now = clock::now();
-        if (!opened_ && now >= next_open) {
-            send_to_sink(proto::job_open{opt_.job});
+        if ((!opened_ || asking_recorded_) && now >= next_open) {
+            send_to_sink(proto::job_open{opt_.job, asking_recorded_});
             next_open = now + open_retry;
             open_retry = std::min<clock::duration>(2 * open_retry, k_open_retry_max);
         }
-        if (opened_ && settled(now)) {
-            dispatching_ = true;
+        if (opened_) {
             auto d = dispatch(now);
             if (!d) return unexpected{d.error()};
             if (exhausted_ && !pending_ && (!closed || now >= next_close)) {
@@ -474,15 +554,17 @@ expected<job_outcome, std::string> dispatcher::run() {
              0},
             {monitor_ ? monitor_->handle() : nullptr, 0,
              static_cast<short>(monitor_ ? ZMQ_POLLIN : 0), 0},
+            {sink_monitor_.handle(), 0, ZMQ_POLLIN, 0},
         };
         const auto timeout = dispatching_ || !opened_ ? k_poll_interval : k_settle_poll;
         try {
-            zmq::poll(items, 3, timeout);
+            zmq::poll(items, std::size(items), timeout);
         } catch (const zmq::error_t& e) {
             if (e.num() != EINTR) throw;
             continue;
         }
         if (items[2].revents & ZMQ_POLLIN) on_monitor(clock::now());
+        if (items[3].revents & ZMQ_POLLIN) on_sink_monitor();
         if (items[0].revents & ZMQ_POLLIN) on_control();
         if (credit_mode() && (items[1].revents & ZMQ_POLLIN)) on_credit();
     }
@@ -494,6 +576,7 @@ expected<job_outcome, std::string> dispatcher::run() {
     out.workers = done_->workers;
     if (resent_ > 0)
         spdlog::info("{} task(s) were sent again after a loss or lease expiry", resent_);
+    if (skipped_ > 0) spdlog::info("{} task(s) recorded by an earlier run were skipped", skipped_);
     out.seconds = std::chrono::duration<double>(clock::now() - started).count();
     return out;
 }
@@ -522,6 +605,7 @@ expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
         control.set(zmq::sockopt::subscribe, proto::k_topic_ack);
         control.set(zmq::sockopt::subscribe, proto::k_topic_done);
         control.set(zmq::sockopt::subscribe, proto::k_topic_lost);
+        control.set(zmq::sockopt::subscribe, proto::k_topic_recorded);
 
         auto bound = bind_socket(tasks, credit ? opt.credit_endpoint : opt.tasks_endpoint);
         if (!bound) return unexpected{bound.error()};
@@ -541,7 +625,14 @@ expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
                 return unexpected{std::string("cannot monitor the tasks socket")};
             monitor.connect(monitor_ep);
         }
-        dispatcher d(opt, source, tasks, to_sink, control, credit ? nullptr : &monitor);
+        zmq::socket_t sink_monitor(ctx, zmq::socket_type::pair);
+        const std::string sink_monitor_ep = "inproc://zfarm-ventilator-sink-monitor";
+        if (zmq_socket_monitor(control.handle(), sink_monitor_ep.c_str(),
+                               ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0)
+            return unexpected{std::string("cannot monitor the control socket")};
+        sink_monitor.connect(sink_monitor_ep);
+        dispatcher d(opt, source, tasks, to_sink, control, credit ? nullptr : &monitor,
+                     sink_monitor);
         return d.run();
     } catch (const std::exception& e) {
         return unexpected{std::string(e.what())};

@@ -25,6 +25,9 @@ struct ventilator_options {
     std::string control_endpoint = "tcp://localhost:5559";
     dispatch_mode dispatch = dispatch_mode::push;
     std::string job;
+    // Ask the sink what it recorded of the job (an earlier run) and send only
+    // the rest.
+    bool resume = false;
     std::size_t window = 4096;  // tasks in flight (sent, not acknowledged)
     std::uint32_t retries = 3;
     std::uint32_t task_timeout_ms = 0;

@@ -41,8 +41,9 @@ void header(packer& p, msg_type t, std::uint32_t nfields) {
 struct encoder {
     packer& p;
     void operator()(const job_open& m) {
-        header(p, msg_type::job_open, 1);
+        header(p, msg_type::job_open, 2);
         pack_str(p, m.job);
+        p.pack(m.resume);
     }
     void operator()(const job_close& m) {
         header(p, msg_type::job_close, 3);
@@ -129,6 +130,15 @@ struct encoder {
         p.pack(m.amount);
         p.pack(m.reset);
     }
+    void operator()(const recorded& m) {
+        header(p, msg_type::recorded, 4);
+        pack_str(p, m.job);
+        p.pack(m.floor);
+        p.pack_array(static_cast<std::uint32_t>(m.ids.size()));
+        for (auto id : m.ids)
+            p.pack(id);
+        p.pack(m.more);
+    }
 };
 
 // Thrown only inside decode() and caught at its boundary.
@@ -145,6 +155,9 @@ class field_reader {
         if (next_ >= a_.size) throw field_error{std::string("missing field ") + name};
         return a_.ptr[next_++];
     }
+    // False when the sender left out the remaining fields: fields added to a
+    // message after version 1 was first published are optional (3.2).
+    bool has_more() const noexcept { return next_ < a_.size; }
     template <class U>
     U uint(const char* name) {
         return as_uint<U>(next(name), name);
@@ -225,8 +238,12 @@ std::vector<std::uint64_t> read_ids(field_reader& r, const char* field) {
 
 message decode_fields(msg_type t, field_reader& r) {
     switch (t) {
-        case msg_type::job_open:
-            return job_open{r.name("job")};
+        case msg_type::job_open: {
+            job_open m;
+            m.job = r.name("job");
+            if (r.has_more()) m.resume = r.boolean("resume");
+            return m;
+        }
         case msg_type::job_close: {
             job_close m;
             m.job = r.name("job");
@@ -314,6 +331,14 @@ message decode_fields(msg_type t, field_reader& r) {
             m.reset = r.boolean("reset");
             return m;
         }
+        case msg_type::recorded: {
+            recorded m;
+            m.job = r.name("job");
+            m.floor = r.uint<std::uint64_t>("floor");
+            m.ids = read_ids(r, "ids");
+            m.more = r.boolean("more");
+            return m;
+        }
     }
     throw field_error{"unknown type"};  // unreachable: checked by the caller
 }
@@ -350,6 +375,8 @@ std::string_view to_string(msg_type t) noexcept {
             return "STOP";
         case msg_type::credit:
             return "CREDIT";
+        case msg_type::recorded:
+            return "RECORDED";
     }
     return "?";
 }
@@ -419,7 +446,7 @@ expected<message, decode_error> decode(std::span<const std::byte> frame) noexcep
                                    "version " + std::to_string(a.ptr[0].via.u64) + ", expected " +
                                        std::to_string(k_protocol_version))};
         if (a.ptr[1].type != msgpack::type::POSITIVE_INTEGER || a.ptr[1].via.u64 == 0 ||
-            a.ptr[1].via.u64 > static_cast<std::uint64_t>(msg_type::credit))
+            a.ptr[1].via.u64 > static_cast<std::uint64_t>(msg_type::recorded))
             return unexpected{fail(decode_errc::unknown_type, "unknown message type")};
         field_reader r(a, 2);
         return decode_fields(static_cast<msg_type>(a.ptr[1].via.u64), r);

@@ -26,6 +26,19 @@ bool dedupe_set::contains(std::uint64_t id) const noexcept {
     return (words_[word] >> (offset % 64)) & 1u;
 }
 
+std::vector<std::uint64_t> dedupe_set::above_floor() const {
+    std::vector<std::uint64_t> out;
+    const std::uint64_t lowest = floor();
+    for (std::size_t w = 0; w < words_.size(); ++w) {
+        for (std::uint64_t bits = words_[w]; bits != 0; bits &= bits - 1) {
+            const std::uint64_t id =
+                base_ + 64 * w + static_cast<std::uint64_t>(std::countr_zero(bits));
+            if (id >= lowest) out.push_back(id);
+        }
+    }
+    return out;
+}
+
 void dedupe_set::advance() {
     while (!words_.empty() && words_.front() == ~std::uint64_t{0}) {
         words_.pop_front();

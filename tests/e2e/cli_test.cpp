@@ -166,5 +166,16 @@ TEST_F(SinkUsage, OutputInMissingDirectoryExitsTwoWithClearMessage) {
     EXPECT_TRUE(is_usage_error("sink", {path, "No such file or directory"}));
 }
 
+TEST_F(SinkUsage, ResumeWithoutAnOutputFileExitsTwo) {
+    run("zfarm-sink",
+        {"--results", tcp_endpoint(results), "--control", tcp_endpoint(control), "--resume"});
+    EXPECT_TRUE(is_usage_error("zfarm-sink", {"--resume needs -o FILE"}));
+}
+
+TEST_F(VentilatorUsage, ResumeWithoutAJobNameExitsTwo) {
+    run("zfarm-ventilator", concat(endpoints(), {"--echo", "1", "--resume"}));
+    EXPECT_TRUE(is_usage_error("zfarm-ventilator", {"--resume", "--job"}));
+}
+
 }  // namespace
 }  // namespace zfarm::test

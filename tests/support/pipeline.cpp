@@ -34,7 +34,9 @@ child_process& pipeline::start_sink(const std::vector<std::string>& extra) {
                                   "--control", tcp_endpoint(ports_.control),
                                   "-o",        output().string()};
     args.insert(args.end(), extra.begin(), extra.end());
-    sink_ = &programs_.emplace_back("zfarm-sink", args, dir_.path(), "sink");
+    const std::string name =
+        sink_ ? "sink-" + std::to_string(programs_.size()) : std::string("sink");
+    sink_ = &programs_.emplace_back("zfarm-sink", args, dir_.path(), name);
     return *sink_;
 }
 

@@ -45,11 +45,13 @@ class pipeline {
     // The sink's -o file.
     std::filesystem::path output() const { return dir_ / "results.jsonl"; }
 
-    // --results --control -o output(), then `extra`.
+    // --results --control -o output(), then `extra`. A second sink (after the
+    // first was killed) becomes sink() and logs as sink-N.
     child_process& start_sink(const std::vector<std::string>& extra = {});
     // All four endpoints, then `extra`. Named worker-1, worker-2, ...
     child_process& start_worker(const std::vector<std::string>& extra = {});
     // All four endpoints and --dispatch, then `extra` (the workload, --job).
+    // A second ventilator becomes ventilator() and logs as ventilator-N.
     child_process& start_ventilator(const std::vector<std::string>& extra);
 
     // The common case: a sink with --once, `workers` workers with

@@ -116,7 +116,7 @@ void expect_round_trip(const M& m) {
 
 std::vector<message> one_of_each() {
     return {
-        job_open{"render-frames"},
+        job_open{"render-frames", true},
         job_close{"render-frames", 1000, false},
         task{"render-frames", 42, 2, "exec", k_binary, 30000},
         result{"render-frames", 42, 2, "node7-1234-beef", task_status::failed, 1234567, k_binary,
@@ -129,6 +129,7 @@ std::vector<message> one_of_each() {
         done{"render-frames", 1000, 998, 2, 4, 61000, 1},
         stop{"render-frames", "cancelled by operator"},
         credit{"node7-1234-beef", 16, true},
+        recorded{"render-frames", 500, {502, 510, k_u64_max}, true},
     };
 }
 
@@ -137,6 +138,32 @@ std::vector<message> one_of_each() {
 
 TEST(Codec, RoundTripsJobOpenWithEmptyName) {
     expect_round_trip(job_open{""});
+}
+
+TEST(Codec, RoundTripsJobOpenBothWays) {
+    expect_round_trip(job_open{"j", false});
+    expect_round_trip(job_open{"j", true});
+}
+
+TEST(Codec, JobOpenWithoutResumeDecodesAsNotResuming) {
+    // 5.1: resume is optional; a JOB_OPEN of [version, 1, job] (as the first
+    // published version 1 sent it) does not resume.
+    auto d = decode(frame_builder{}.array(3).uint(1).uint(1).str("j").frame());
+    ASSERT_TRUE(d) << d.error().detail;
+    EXPECT_TRUE(std::get<job_open>(*d) == (job_open{"j", false}));
+}
+
+TEST(Codec, RejectsJobOpenWhoseResumeIsNotBool) {
+    EXPECT_TRUE(rejected_with(frame_builder{}.array(4).uint(1).uint(1).str("j").uint(1).frame(),
+                              decode_errc::bad_field));
+}
+
+TEST(Codec, RoundTripsRecordedEmptyAndFull) {
+    expect_round_trip(recorded{"j", 0, {}, false});
+    std::vector<std::uint64_t> ids(k_max_ids_per_message);
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        ids[i] = 1000 + 2 * i;
+    expect_round_trip(recorded{"j", 1000, ids, true});
 }
 
 TEST(Codec, RoundTripsJobOpenWithMaxLengthName) {
@@ -262,6 +289,7 @@ TEST(Codec, TypeCodesMatchTheProtocolTable) {
         {msg_type::bye, "BYE"},           {msg_type::ack, "ACK"},
         {msg_type::lost, "LOST"},         {msg_type::done, "DONE"},
         {msg_type::stop, "STOP"},         {msg_type::credit, "CREDIT"},
+        {msg_type::recorded, "RECORDED"},
     };
     unsigned code = 1;
     for (const auto& [type, name] : table) {
@@ -497,8 +525,8 @@ TEST(Codec, RejectsVersionOfTheWrongMsgpackType) {
 
 TEST(Codec, RejectsUnknownTypeCodes) {
     // 3.2.3: drop "a message whose type code (element 1) is not an unsigned
-    // integer from 1 to 12".
-    for (std::uint64_t code : std::initializer_list<std::uint64_t>{0, 13, 255, 256, k_u64_max}) {
+    // integer from 1 to 13".
+    for (std::uint64_t code : std::initializer_list<std::uint64_t>{0, 14, 255, 256, k_u64_max}) {
         const std::string f =
             frame_builder{}.array(3).uint(k_protocol_version).uint(code).str("j").frame();
         EXPECT_TRUE(rejected_with(f, decode_errc::unknown_type)) << "type code " << code;
@@ -618,8 +646,10 @@ TEST(Codec, RejectsTooFewFields) {
                               decode_errc::bad_field));
     EXPECT_TRUE(
         rejected_with(frame_builder{}.array(2).uint(1).uint(1).frame(), decode_errc::bad_field));
-    // Every message type, re-packed without its last field.
+    // Every message type, re-packed without its last field (JOB_OPEN's last
+    // field, resume, is optional: 3.2.6).
     for (const auto& m : one_of_each()) {
+        if (std::holds_alternative<job_open>(m)) continue;
         const std::string wire = encode(m);
         msgpack::object_handle oh = msgpack::unpack(wire.data(), wire.size());
         const auto& a = oh.get().via.array;
@@ -828,10 +858,11 @@ TEST(Codec, AcceptsTheNestingDepthHeartbeatNeeds) {
 TEST(Codec, AcceptsFourLevelsOfNestingAndRejectsFive) {
     // 3.4: nesting depth "4 levels of containers, the message's own array
     // counting as one".
-    const std::string head = frame_builder{}.array(4).uint(1).uint(1).str("j").frame();
+    // BYE [1, 7, worker] with one extra trailing element, nested.
+    const std::string head = frame_builder{}.array(4).uint(1).uint(7).str("w").frame();
     auto four = decode(head + bytes({0x91, 0x91, 0x91, 0x01}));  // message + [[[1]]]
     ASSERT_TRUE(four) << four.error().detail;
-    EXPECT_TRUE(std::get<job_open>(*four) == job_open{"j"});
+    EXPECT_TRUE(std::get<bye>(*four) == bye{"w"});
     EXPECT_TRUE(
         rejected_with(head + bytes({0x91, 0x91, 0x91, 0x91, 0x01}), decode_errc::limit_exceeded));
     EXPECT_TRUE(rejected_with(head + bytes({0x81, 0x00, 0x81, 0x00, 0x81, 0x00, 0x81, 0x00, 0x00}),

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 namespace {
 
@@ -117,6 +118,19 @@ TEST(DedupeSet, MillionSequentialInsertsLeaveOnlyTheFloor) {
     // refused it.
     EXPECT_EQ(s.insert(n + dedupe_set::k_max_span), outcome::rejected);
     EXPECT_EQ(s.insert(dedupe_set::k_max_span), outcome::added);
+}
+
+TEST(DedupeSet, ListsTheIdsAboveItsFloor) {
+    dedupe_set s;
+    EXPECT_TRUE(s.above_floor().empty());
+    for (std::uint64_t id : {0, 1, 2, 5, 63, 64, 200, 1000})
+        s.insert(id);
+    EXPECT_EQ(s.floor(), 3u);
+    EXPECT_EQ(s.above_floor(), (std::vector<std::uint64_t>{5, 63, 64, 200, 1000}));
+    for (std::uint64_t id = 3; id < 200; ++id)
+        s.insert(id);
+    EXPECT_EQ(s.floor(), 201u);
+    EXPECT_EQ(s.above_floor(), (std::vector<std::uint64_t>{1000}));
 }
 
 }  // namespace

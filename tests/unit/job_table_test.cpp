@@ -357,4 +357,49 @@ TEST(JobTable, CompletesOnlyWhenEveryIdBelowTheTotalIsRecorded) {
     EXPECT_TRUE(t.collect_finished(t0).empty()) << "DONE published while id 3 is missing";
 }
 
+// 10.1: results restored from an earlier run's output are dormant: not an
+// open job (no relays, not in open_jobs) until the job is opened again, which
+// continues it with what was restored.
+TEST(JobTable, RestoredJobsAreDormantUntilOpened) {
+    job_table t;
+    EXPECT_EQ(t.restore("j", 0, true, "w1"), outcome::added);
+    EXPECT_EQ(t.restore("j", 2, false, "w2"), outcome::added);
+    EXPECT_EQ(t.restore("j", 2, true, "w2"), outcome::duplicate);
+    EXPECT_EQ(t.dormant_count(), 1u);
+    EXPECT_EQ(t.open_count(), 0u);
+    EXPECT_EQ(t.find("j"), nullptr);
+    EXPECT_TRUE(t.open_names().empty());
+
+    job_state* j = t.open("j", t0);
+    ASSERT_NE(j, nullptr);
+    EXPECT_EQ(t.dormant_count(), 0u);
+    EXPECT_EQ(j->ok, 1u);
+    EXPECT_EQ(j->failed, 1u);
+    EXPECT_EQ(j->workers.size(), 2u);
+    EXPECT_EQ(j->recorded.floor(), 1u);
+    EXPECT_EQ(t.record(res("j", 2), t0), outcome::duplicate);
+    EXPECT_EQ(t.record(res("j", 1), t0), outcome::added);
+    j->total = 3;
+    const auto finished = t.collect_finished(t0);
+    ASSERT_EQ(finished.size(), 1u);
+    EXPECT_EQ(finished[0].ok, 2u);
+    EXPECT_EQ(finished[0].failed, 1u);
+}
+
+// A result of a dormant job (its ventilator still running, the sink
+// restarted) opens it with what was restored: no duplicate is recorded.
+TEST(JobTable, AResultOpensADormantJobWithWhatWasRestored) {
+    job_table t;
+    ASSERT_EQ(t.restore("j", 5, true, "w1"), outcome::added);
+    EXPECT_EQ(t.record(res("j", 5), t0), outcome::duplicate);
+    EXPECT_EQ(t.record(res("j", 4), t0), outcome::added);
+    EXPECT_EQ(t.open_count(), 1u);
+    EXPECT_EQ(t.dormant_count(), 0u);
+}
+
+TEST(JobTable, RestoreRefusesIdsBeyondTheDedupeSpan) {
+    job_table t;
+    EXPECT_EQ(t.restore("j", dedupe_set::k_max_span, true, ""), outcome::rejected);
+}
+
 }  // namespace

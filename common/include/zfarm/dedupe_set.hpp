@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <vector>
 
 namespace zfarm {
 
@@ -24,6 +25,8 @@ class dedupe_set {
     std::uint64_t size() const noexcept { return count_; }
     // Every id below floor() is recorded.
     std::uint64_t floor() const noexcept { return base_ + floor_bits_; }
+    // The recorded ids at or above floor(), ascending.
+    std::vector<std::uint64_t> above_floor() const;
 
   private:
     void advance();

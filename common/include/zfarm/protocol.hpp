@@ -38,6 +38,7 @@ enum class msg_type : std::uint8_t {
     done = 10,
     stop = 11,
     credit = 12,
+    recorded = 13,
 };
 
 std::string_view to_string(msg_type t) noexcept;
@@ -47,6 +48,7 @@ inline constexpr std::string_view k_topic_ack = "ACK";
 inline constexpr std::string_view k_topic_lost = "LOST";
 inline constexpr std::string_view k_topic_done = "DONE";
 inline constexpr std::string_view k_topic_stop = "STOP";
+inline constexpr std::string_view k_topic_recorded = "RECORDED";
 
 enum class task_status : std::uint8_t { ok = 0, failed = 1 };
 
@@ -59,9 +61,12 @@ struct task_ref {
 };
 
 // ventilator -> sink (results socket). Opens a job; idempotent. The sink
-// answers every JOB_OPEN with an ACK carrying no ids.
+// answers every JOB_OPEN with an ACK carrying no ids; with resume set, with
+// RECORDED instead: what it has recorded of the job, so the ventilator sends
+// only the rest. `resume` is optional on the wire (absent: false).
 struct job_open {
     std::string job;
+    bool resume = false;
     bool operator==(const job_open&) const = default;
 };
 
@@ -173,8 +178,20 @@ struct credit {
     bool operator==(const credit&) const = default;
 };
 
+// sink -> ventilator (control PUB, topic RECORDED), answering JOB_OPEN with
+// resume set: every id of `job` below `floor` is recorded, and so are `ids`
+// (each at or above the floor). When they do not fit in one message, `more`
+// is set on all but the last.
+struct recorded {
+    std::string job;
+    std::uint64_t floor = 0;
+    std::vector<std::uint64_t> ids;
+    bool more = false;
+    bool operator==(const recorded&) const = default;
+};
+
 using message = std::variant<job_open, job_close, task, result, hello, heartbeat, bye, ack, lost,
-                             done, stop, credit>;
+                             done, stop, credit, recorded>;
 
 msg_type type_of(const message& m) noexcept;
 
