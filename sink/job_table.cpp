@@ -62,7 +62,8 @@ const proto::done* job_table::finished(const std::string& name) const {
 }
 
 job_table::record_outcome job_table::record(const proto::result& r,
-                                            std::chrono::steady_clock::time_point now) {
+                                            std::chrono::steady_clock::time_point now,
+                                            std::string* error) {
     job_state* j = find(r.job);
     if (!j) {
         // Stragglers of a finished or cancelled job never reopen it.
@@ -83,6 +84,16 @@ job_table::record_outcome job_table::record(const proto::result& r,
         ++rejected_;
         return record_outcome::rejected;
     }
+    const bool failed = r.status == proto::task_status::failed;
+    if (failed && r.attempt <= j->retries && !j->recorded.contains(r.id)) {
+        if (j->failures.size() < k_max_failures_kept || j->failures.contains(r.id)) {
+            std::string& why = j->failures[r.id];
+            const std::string note = "attempt " + std::to_string(r.attempt) + ": " + r.error;
+            if (why.find(note) == std::string::npos && why.size() < k_max_failure_text)
+                why += (why.empty() ? "" : "; ") + note;
+        }
+        return record_outcome::retry;
+    }
     switch (j->recorded.insert(r.id)) {
         case dedupe_set::outcome::duplicate:
             ++j->duplicates;
@@ -93,8 +104,11 @@ job_table::record_outcome job_table::record(const proto::result& r,
         case dedupe_set::outcome::added:
             break;
     }
-    (r.status == proto::task_status::ok ? j->ok : j->failed)++;
+    (failed ? j->failed : j->ok)++;
     if (!r.worker.empty() && j->workers.size() < k_max_workers_per_job) j->workers.insert(r.worker);
+    // The ventilator's own failure (no worker) already lists every attempt.
+    if (auto node = j->failures.extract(r.id); node && failed && error && !r.worker.empty())
+        *error = node.mapped() + "; attempt " + std::to_string(r.attempt) + ": " + r.error;
     return record_outcome::added;
 }
 

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "zfarm/dedupe_set.hpp"
@@ -26,6 +27,12 @@ struct job_state {
     std::uint64_t failed = 0;
     std::uint64_t duplicates = 0;
     std::unordered_set<std::string> workers;
+    // From JOB_OPEN: a failure of an attempt up to this is sent again, not
+    // recorded (5.14).
+    std::uint32_t retries = 0;
+    // Why earlier attempts of tasks not yet recorded failed ("attempt 1:
+    // ..."), for the error of the attempt that is finally recorded.
+    std::unordered_map<std::uint64_t, std::string> failures;
 
     // Every id below the total is recorded (ids at or beyond it, recorded
     // before JOB_CLOSE said the total, do not stand in for missing ones).
@@ -38,7 +45,10 @@ class job_table {
     static constexpr std::size_t k_finished_kept = 16;
     static constexpr std::size_t k_max_workers_per_job = 100000;
 
-    enum class record_outcome { added, duplicate, rejected };
+    // retry: a failure with attempts left, not recorded (send it again).
+    enum class record_outcome { added, duplicate, rejected, retry };
+    static constexpr std::size_t k_max_failures_kept = 100000;  // tasks per job
+    static constexpr std::size_t k_max_failure_text = 4096;     // bytes per task
 
     // Opens `name` (a no-op when open). Reopening a finished job starts it
     // afresh: a new run of a job with the same name; opening a dormant job
@@ -52,7 +62,11 @@ class job_table {
     // Records a result; its job is opened implicitly when unknown (a sink
     // restarted mid-job). Results of finished or recently cancelled jobs are
     // duplicates (or rejected, when the id is beyond a finished job's total).
-    record_outcome record(const proto::result& r, std::chrono::steady_clock::time_point now);
+    // A failure whose attempt is within the job's retries is noted and not
+    // recorded (retry). When a failure is recorded after noted ones, `error`
+    // is set to the reasons of every attempt; otherwise it is left alone.
+    record_outcome record(const proto::result& r, std::chrono::steady_clock::time_point now,
+                          std::string* error = nullptr);
 
     // Records a result written by an earlier run of the sink (--resume). Its
     // job is dormant: not open (no relays, not in open_jobs) until a message

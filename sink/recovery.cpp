@@ -78,6 +78,8 @@ expected<recovery_report, std::string> recover(const std::string& path, job_tabl
             case job_table::record_outcome::duplicate:
                 ++report.duplicates;
                 break;
+            case job_table::record_outcome::retry:  // restore() records every line
+                break;
             case job_table::record_outcome::rejected:
                 return unexpected{path + ":" + std::to_string(line_no) + ": id " +
                                   std::to_string(r->id) + " of job " + r->job +

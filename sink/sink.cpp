@@ -63,8 +63,10 @@ class sink_loop {
     void handle(proto::message& msg, const zmq::message_t& raw, clock::time_point now) {
         if (auto* r = std::get_if<proto::result>(&msg)) {
             if (!r->worker.empty()) workers_.seen(r->worker, now);  // empty: from the ventilator
-            switch (jobs_.record(*r, now)) {
+            std::string history;
+            switch (jobs_.record(*r, now, &history)) {
                 case job_table::record_outcome::added:
+                    if (!history.empty()) r->error = std::move(history);
                     out_.write(*r);
                     wrote_ = true;
                     pending_acks_[r->job].push_back(r->id);
@@ -78,6 +80,9 @@ class sink_loop {
                     drops_.drop("results", peer_address(raw),
                                 "task id out of range for job " + r->job);
                     break;
+                case job_table::record_outcome::retry:
+                    retries_.push_back(proto::retry{r->job, r->id, r->attempt, r->error});
+                    break;
             }
         } else if (auto* o = std::get_if<proto::job_open>(&msg)) {
             if (o->resume && jobs_.finished(o->job)) {
@@ -85,10 +90,12 @@ class sink_loop {
                 return;
             }
             if (!jobs_.find(o->job)) spdlog::info("job {} opened", o->job);
-            if (!jobs_.open(o->job, now)) {
+            job_state* j = jobs_.open(o->job, now);
+            if (!j) {
                 drops_.drop("results", peer_address(raw), "too many open jobs");
                 return;
             }
+            j->retries = o->retries;
             if (o->resume) {
                 recorded_wanted_.insert(o->job);
             } else {
@@ -156,6 +163,11 @@ class sink_loop {
         for (const auto& job : recorded_wanted_)
             publish_recorded(job);
         recorded_wanted_.clear();
+        for (const auto& r : retries_) {
+            proto::encode(r, scratch_);
+            publish(control_, proto::k_topic_retry, scratch_);
+        }
+        retries_.clear();
         for (const auto& worker : departed_) {
             proto::encode(proto::lost{worker, {}}, scratch_);
             publish(control_, proto::k_topic_lost, scratch_);
@@ -246,6 +258,7 @@ class sink_loop {
     std::uint64_t cancelled_ = 0;
     std::vector<std::string> departed_;      // said BYE in this batch
     std::set<std::string> recorded_wanted_;  // JOB_OPEN with resume in this batch
+    std::vector<proto::retry> retries_;      // failures of this batch to send again
     bool wrote_ = false;
 };
 

@@ -190,6 +190,11 @@ bool dispatcher::on_control() {
             on_lost(*l, clock::now());
         } else if (auto* r = std::get_if<proto::recorded>(&*decoded)) {
             if (r->job == opt_.job && asking_recorded_) on_recorded(*r, clock::now());
+        } else if (auto* t = std::get_if<proto::retry>(&*decoded)) {
+            // A failure with attempts left (5.14): send that attempt again,
+            // once, however many copies of it failed.
+            const auto* e = t->job == opt_.job ? ledger_.find(t->id) : nullptr;
+            if (e && e->attempt == t->attempt) resend(t->id, t->reason);
         }
     }
     return done_.has_value();
@@ -515,7 +520,7 @@ expected<job_outcome, std::string> dispatcher::run() {
         }
         auto now = clock::now();
         if ((!opened_ || asking_recorded_) && now >= next_open) {
-            send_to_sink(proto::job_open{opt_.job, asking_recorded_});
+            send_to_sink(proto::job_open{opt_.job, asking_recorded_, opt_.retries});
             next_open = now + open_retry;
             open_retry = std::min<clock::duration>(2 * open_retry, k_open_retry_max);
         }
@@ -606,6 +611,7 @@ expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
         control.set(zmq::sockopt::subscribe, proto::k_topic_done);
         control.set(zmq::sockopt::subscribe, proto::k_topic_lost);
         control.set(zmq::sockopt::subscribe, proto::k_topic_recorded);
+        control.set(zmq::sockopt::subscribe, proto::k_topic_retry);
 
         auto bound = bind_socket(tasks, credit ? opt.credit_endpoint : opt.tasks_endpoint);
         if (!bound) return unexpected{bound.error()};

@@ -41,9 +41,10 @@ void header(packer& p, msg_type t, std::uint32_t nfields) {
 struct encoder {
     packer& p;
     void operator()(const job_open& m) {
-        header(p, msg_type::job_open, 2);
+        header(p, msg_type::job_open, 3);
         pack_str(p, m.job);
         p.pack(m.resume);
+        p.pack(m.retries);
     }
     void operator()(const job_close& m) {
         header(p, msg_type::job_close, 3);
@@ -138,6 +139,13 @@ struct encoder {
         for (auto id : m.ids)
             p.pack(id);
         p.pack(m.more);
+    }
+    void operator()(const retry& m) {
+        header(p, msg_type::retry, 4);
+        pack_str(p, m.job);
+        p.pack(m.id);
+        p.pack(m.attempt);
+        pack_str(p, m.reason);
     }
 };
 
@@ -242,6 +250,7 @@ message decode_fields(msg_type t, field_reader& r) {
             job_open m;
             m.job = r.name("job");
             if (r.has_more()) m.resume = r.boolean("resume");
+            if (r.has_more()) m.retries = r.uint<std::uint32_t>("retries");
             return m;
         }
         case msg_type::job_close: {
@@ -339,6 +348,14 @@ message decode_fields(msg_type t, field_reader& r) {
             m.more = r.boolean("more");
             return m;
         }
+        case msg_type::retry: {
+            retry m;
+            m.job = r.name("job");
+            m.id = r.uint<std::uint64_t>("id");
+            m.attempt = r.uint<std::uint32_t>("attempt");
+            m.reason = r.text("reason");
+            return m;
+        }
     }
     throw field_error{"unknown type"};  // unreachable: checked by the caller
 }
@@ -377,6 +394,8 @@ std::string_view to_string(msg_type t) noexcept {
             return "CREDIT";
         case msg_type::recorded:
             return "RECORDED";
+        case msg_type::retry:
+            return "RETRY";
     }
     return "?";
 }
@@ -446,7 +465,7 @@ expected<message, decode_error> decode(std::span<const std::byte> frame) noexcep
                                    "version " + std::to_string(a.ptr[0].via.u64) + ", expected " +
                                        std::to_string(k_protocol_version))};
         if (a.ptr[1].type != msgpack::type::POSITIVE_INTEGER || a.ptr[1].via.u64 == 0 ||
-            a.ptr[1].via.u64 > static_cast<std::uint64_t>(msg_type::recorded))
+            a.ptr[1].via.u64 > static_cast<std::uint64_t>(msg_type::retry))
             return unexpected{fail(decode_errc::unknown_type, "unknown message type")};
         field_reader r(a, 2);
         return decode_fields(static_cast<msg_type>(a.ptr[1].via.u64), r);

@@ -1,5 +1,6 @@
 // End-to-end: jobs read from --tasks-file, with tasks that fail. A failed
-// task is recorded once with its error, and the job exits 1.
+// task is sent again up to --retries times (PROTOCOL.md 5.14), then recorded
+// once with the error of every attempt, and the job exits 1.
 #include <fstream>
 #include <map>
 
@@ -36,7 +37,7 @@ TEST_P(TasksFile, SleepWithNonNumericPayloadIsRecordedFailedAndJobExitsOne) {
         R"({"kind":"sleep","payload":"abc"})",
         R"({"kind":"sleep","payload":"1"})",
     });
-    farm.start(2, {"--tasks-file", file}, "failing");
+    farm.start(2, {"--tasks-file", file, "--retries", "2"}, "failing");
 
     ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 1);
     EXPECT_EQ(farm.sink().wait_for_exit(k_exit_timeout), 1) << "sink --once: the job failed";
@@ -48,8 +49,13 @@ TEST_P(TasksFile, SleepWithNonNumericPayloadIsRecordedFailedAndJobExitsOne) {
     auto by_id = results_by_id();
     EXPECT_EQ(by_id[0].value("status", ""), "ok");
     EXPECT_EQ(by_id[1].value("status", ""), "failed");
-    EXPECT_EQ(by_id[1].value("attempts", 0), 1);
-    EXPECT_NE(by_id[1].value("error", "").find("abc"), std::string::npos) << by_id[1].dump();
+    EXPECT_EQ(by_id[1].value("attempts", 0), 3) << "--retries 2: three attempts";
+    const std::string error = by_id[1].value("error", "");
+    for (const std::string attempt : {"attempt 1: ", "; attempt 2: ", "; attempt 3: "})
+        EXPECT_NE(error.find(attempt + "payload must be a number of milliseconds"),
+                  std::string::npos)
+            << attempt << " in " << by_id[1].dump();
+    EXPECT_EQ(by_id[0].value("attempts", 0), 1);
     EXPECT_EQ(by_id[2].value("status", ""), "ok");
     EXPECT_TRUE(is_summary_line(farm.ventilator().stdout_text(), "failing", 3, 2, 1,
                                 workers_of(results).size()));
@@ -83,6 +89,7 @@ TEST_P(TasksFile, MixedKindsRunAndUnknownKindIsRecordedFailed) {
     EXPECT_EQ(by_id[3].value("status", ""), "failed");
     EXPECT_NE(by_id[3].value("error", "").find("unknown task kind"), std::string::npos)
         << by_id[3].dump();
+    EXPECT_EQ(by_id[3].value("attempts", 0), 4) << "the default --retries is 3";
     EXPECT_TRUE(is_summary_line(farm.ventilator().stdout_text(), "mixed", 6, 5, 1,
                                 workers_of(results).size()));
 }

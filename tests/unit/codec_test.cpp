@@ -116,7 +116,7 @@ void expect_round_trip(const M& m) {
 
 std::vector<message> one_of_each() {
     return {
-        job_open{"render-frames", true},
+        job_open{"render-frames", true, 3},
         job_close{"render-frames", 1000, false},
         task{"render-frames", 42, 2, "exec", k_binary, 30000},
         result{"render-frames", 42, 2, "node7-1234-beef", task_status::failed, 1234567, k_binary,
@@ -130,6 +130,7 @@ std::vector<message> one_of_each() {
         stop{"render-frames", "cancelled by operator"},
         credit{"node7-1234-beef", 16, true},
         recorded{"render-frames", 500, {502, 510, k_u64_max}, true},
+        retry{"render-frames", 42, 2, "exit code 3"},
     };
 }
 
@@ -140,17 +141,28 @@ TEST(Codec, RoundTripsJobOpenWithEmptyName) {
     expect_round_trip(job_open{""});
 }
 
-TEST(Codec, RoundTripsJobOpenBothWays) {
-    expect_round_trip(job_open{"j", false});
-    expect_round_trip(job_open{"j", true});
+TEST(Codec, RoundTripsJobOpenEveryWay) {
+    expect_round_trip(job_open{"j", false, 0});
+    expect_round_trip(job_open{"j", true, 0});
+    expect_round_trip(job_open{"j", false, 0xffffffffu});
 }
 
-TEST(Codec, JobOpenWithoutResumeDecodesAsNotResuming) {
-    // 5.1: resume is optional; a JOB_OPEN of [version, 1, job] (as the first
-    // published version 1 sent it) does not resume.
+TEST(Codec, JobOpenWithoutItsOptionalFieldsTakesTheirDefaults) {
+    // 5.1: resume and retries are optional; a JOB_OPEN of [version, 1, job]
+    // (as the first published version 1 sent it) does not resume and never
+    // retries a failure.
     auto d = decode(frame_builder{}.array(3).uint(1).uint(1).str("j").frame());
     ASSERT_TRUE(d) << d.error().detail;
-    EXPECT_TRUE(std::get<job_open>(*d) == (job_open{"j", false}));
+    EXPECT_TRUE(std::get<job_open>(*d) == (job_open{"j", false, 0}));
+    d = decode(frame_builder{}.array(4).uint(1).uint(1).str("j").boolean(true).frame());
+    ASSERT_TRUE(d) << d.error().detail;
+    EXPECT_TRUE(std::get<job_open>(*d) == (job_open{"j", true, 0}));
+}
+
+TEST(Codec, RejectsJobOpenWhoseRetriesIsOutOfRange) {
+    EXPECT_TRUE(rejected_with(
+        frame_builder{}.array(5).uint(1).uint(1).str("j").boolean(false).uint(1ull << 32).frame(),
+        decode_errc::bad_field));
 }
 
 TEST(Codec, RejectsJobOpenWhoseResumeIsNotBool) {
@@ -289,7 +301,7 @@ TEST(Codec, TypeCodesMatchTheProtocolTable) {
         {msg_type::bye, "BYE"},           {msg_type::ack, "ACK"},
         {msg_type::lost, "LOST"},         {msg_type::done, "DONE"},
         {msg_type::stop, "STOP"},         {msg_type::credit, "CREDIT"},
-        {msg_type::recorded, "RECORDED"},
+        {msg_type::recorded, "RECORDED"}, {msg_type::retry, "RETRY"},
     };
     unsigned code = 1;
     for (const auto& [type, name] : table) {
@@ -525,8 +537,8 @@ TEST(Codec, RejectsVersionOfTheWrongMsgpackType) {
 
 TEST(Codec, RejectsUnknownTypeCodes) {
     // 3.2.3: drop "a message whose type code (element 1) is not an unsigned
-    // integer from 1 to 13".
-    for (std::uint64_t code : std::initializer_list<std::uint64_t>{0, 14, 255, 256, k_u64_max}) {
+    // integer from 1 to 14".
+    for (std::uint64_t code : std::initializer_list<std::uint64_t>{0, 15, 255, 256, k_u64_max}) {
         const std::string f =
             frame_builder{}.array(3).uint(k_protocol_version).uint(code).str("j").frame();
         EXPECT_TRUE(rejected_with(f, decode_errc::unknown_type)) << "type code " << code;
@@ -647,7 +659,7 @@ TEST(Codec, RejectsTooFewFields) {
     EXPECT_TRUE(
         rejected_with(frame_builder{}.array(2).uint(1).uint(1).frame(), decode_errc::bad_field));
     // Every message type, re-packed without its last field (JOB_OPEN's last
-    // field, resume, is optional: 3.2.6).
+    // fields, resume and retries, are optional: 3.2.5).
     for (const auto& m : one_of_each()) {
         if (std::holds_alternative<job_open>(m)) continue;
         const std::string wire = encode(m);

@@ -402,4 +402,58 @@ TEST(JobTable, RestoreRefusesIdsBeyondTheDedupeSpan) {
     EXPECT_EQ(t.restore("j", dedupe_set::k_max_span, true, ""), outcome::rejected);
 }
 
+// 5.14: a failure of an attempt within the job's retries is not recorded;
+// the failure finally recorded carries the reason of every attempt.
+TEST(JobTable, FailuresWithinRetriesAreNotRecordedAndTheLastNamesEveryAttempt) {
+    job_table t;
+    job_state* j = t.open("j", t0);
+    j->retries = 2;
+    auto failure = [](std::uint32_t attempt, const std::string& why) {
+        return result{"j", 7, attempt, "w1", task_status::failed, 10, "", why};
+    };
+    std::string error;
+    EXPECT_EQ(t.record(failure(1, "exit code 3"), t0, &error), outcome::retry);
+    EXPECT_EQ(t.record(failure(1, "exit code 3"), t0, &error), outcome::retry)
+        << "a second copy of attempt 1";
+    EXPECT_EQ(t.record(failure(2, "killed by signal 9"), t0, &error), outcome::retry);
+    EXPECT_TRUE(error.empty());
+    EXPECT_FALSE(j->recorded.contains(7));
+    EXPECT_EQ(t.record(failure(3, "exit code 3"), t0, &error), outcome::added);
+    EXPECT_EQ(error,
+              "attempt 1: exit code 3; attempt 2: killed by signal 9; attempt 3: exit code 3");
+    EXPECT_EQ(j->failed, 1u);
+    EXPECT_TRUE(j->failures.empty());
+}
+
+TEST(JobTable, ASuccessAfterFailuresIsRecordedWithoutTheirReasons) {
+    job_table t;
+    t.open("j", t0)->retries = 1;
+    std::string error;
+    EXPECT_EQ(t.record(result{"j", 0, 1, "w", task_status::failed, 1, "", "boom"}, t0, &error),
+              outcome::retry);
+    EXPECT_EQ(t.record(result{"j", 0, 2, "w", task_status::ok, 1, "", ""}, t0, &error),
+              outcome::added);
+    EXPECT_TRUE(error.empty());
+    EXPECT_TRUE(t.find("j")->failures.empty());
+}
+
+TEST(JobTable, WithoutRetriesAFailureIsRecordedAtOnce) {
+    job_table t;
+    t.open("j", t0);
+    EXPECT_EQ(t.record(res("j", 0, task_status::failed), t0), outcome::added);
+}
+
+TEST(JobTable, TheVentilatorsOwnFailureIsWrittenAsItIs) {
+    job_table t;
+    t.open("j", t0)->retries = 1;
+    std::string error;
+    EXPECT_EQ(t.record(result{"j", 0, 1, "w", task_status::failed, 1, "", "boom"}, t0, &error),
+              outcome::retry);
+    EXPECT_EQ(t.record(result{"j", 0, 2, "", task_status::failed, 0, "",
+                              "attempt 1: boom; attempt 2: worker w was lost"},
+                       t0, &error),
+              outcome::added);
+    EXPECT_TRUE(error.empty()) << error;
+}
+
 }  // namespace

@@ -39,6 +39,7 @@ enum class msg_type : std::uint8_t {
     stop = 11,
     credit = 12,
     recorded = 13,
+    retry = 14,
 };
 
 std::string_view to_string(msg_type t) noexcept;
@@ -49,6 +50,7 @@ inline constexpr std::string_view k_topic_lost = "LOST";
 inline constexpr std::string_view k_topic_done = "DONE";
 inline constexpr std::string_view k_topic_stop = "STOP";
 inline constexpr std::string_view k_topic_recorded = "RECORDED";
+inline constexpr std::string_view k_topic_retry = "RETRY";
 
 enum class task_status : std::uint8_t { ok = 0, failed = 1 };
 
@@ -63,10 +65,13 @@ struct task_ref {
 // ventilator -> sink (results socket). Opens a job; idempotent. The sink
 // answers every JOB_OPEN with an ACK carrying no ids; with resume set, with
 // RECORDED instead: what it has recorded of the job, so the ventilator sends
-// only the rest. `resume` is optional on the wire (absent: false).
+// only the rest. A failed RESULT of an attempt up to `retries` is not
+// recorded but answered with RETRY. Both are optional on the wire (absent:
+// false and 0).
 struct job_open {
     std::string job;
     bool resume = false;
+    std::uint32_t retries = 0;
     bool operator==(const job_open&) const = default;
 };
 
@@ -190,8 +195,19 @@ struct recorded {
     bool operator==(const recorded&) const = default;
 };
 
+// sink -> ventilator (control PUB, topic RETRY): attempt `attempt` of task
+// `id` failed with `reason` and attempts remain (JOB_OPEN `retries`): it was
+// not recorded; send it again.
+struct retry {
+    std::string job;
+    std::uint64_t id = 0;
+    std::uint32_t attempt = 0;
+    std::string reason;
+    bool operator==(const retry&) const = default;
+};
+
 using message = std::variant<job_open, job_close, task, result, hello, heartbeat, bye, ack, lost,
-                             done, stop, credit, recorded>;
+                             done, stop, credit, recorded, retry>;
 
 msg_type type_of(const message& m) noexcept;
 
