@@ -41,6 +41,9 @@ constexpr auto k_settle_max = std::chrono::milliseconds(1000);
 constexpr auto k_settle_poll = std::chrono::milliseconds(10);
 constexpr auto k_push_ahead = std::chrono::milliseconds(100);
 constexpr int k_push_min_per_peer = 8;
+constexpr double k_stall_factor = 4.0;
+constexpr int k_push_pipe_hwm = 1000;
+constexpr auto k_stall_min = std::chrono::milliseconds(250);
 
 class dispatcher {
   public:
@@ -136,15 +139,24 @@ class dispatcher {
     // Push dispatch also keeps in flight only about k_push_ahead of work at
     // the observed rate (at least k_push_min_per_peer per worker): enough to
     // keep every worker busy, little enough that tasks still wait here, where
-    // a worker that joins later can be given them.
+    // a worker that joins later can be given them. Tasks in flight for much
+    // longer than tasks take (stalled: their worker stopped, hung or died)
+    // do not count, so a stalled worker cannot use up the budget and starve
+    // the others: it hoards only what its pipes hold (PROTOCOL.md 8.1).
     bool window_full() const {
         if (ledger_.full()) return true;
         if (credit_mode()) return false;
         const double ahead = ack_rate_ * std::chrono::duration<double>(k_push_ahead).count();
         const auto floor = static_cast<double>(k_push_min_per_peer * std::max(peers_, 1));
-        return static_cast<double>(ledger_.size()) >= std::max(ahead, floor);
+        return static_cast<double>(ledger_.size() - stalled_) >= std::max(ahead, floor);
     }
     void measure_rate(clock::time_point now);
+    // Push dispatch: counts the tasks in flight for over k_stall_factor times
+    // as long as acknowledged tasks spent in flight lately.
+    void count_stalled(clock::time_point now);
+    std::size_t stalled_ = 0;
+    double ack_age_s_ = 0;  // time in flight of acknowledged tasks, smoothed (sampled)
+    std::uint32_t age_sample_ = 0;
     double ack_rate_ = 0;  // tasks acknowledged per second, smoothed
     std::uint64_t rate_acked_ = 0;
     clock::time_point rate_at_{};
@@ -170,8 +182,16 @@ bool dispatcher::on_control() {
                 spdlog::debug("sink acknowledged job {}", opt_.job);
                 opened_ = true;
             }
-            for (auto id : a->ids)
+            for (auto id : a->ids) {
+                if (!credit_mode() && (++age_sample_ & 7) == 0) {
+                    if (const auto* e = ledger_.find(id)) {
+                        const double age =
+                            std::chrono::duration<double>(clock::now() - e->sent_at).count();
+                        ack_age_s_ = ack_age_s_ == 0 ? age : 0.95 * ack_age_s_ + 0.05 * age;
+                    }
+                }
                 ledger_.acknowledge(id);
+            }
             if (a->ids.empty()) {  // the sink's periodic relay of held tasks
                 const auto now = clock::now();
                 reported_.clear();
@@ -281,6 +301,18 @@ void dispatcher::measure_rate(clock::time_point now) {
     ack_rate_ = rate > ack_rate_ ? rate : 0.8 * ack_rate_ + 0.2 * rate;
     rate_acked_ = ledger_.acknowledged();
     rate_at_ = now;
+    if (!credit_mode()) count_stalled(now);
+}
+
+void dispatcher::count_stalled(clock::time_point now) {
+    stalled_ = 0;
+    if (ack_age_s_ <= 0) return;
+    const auto stall_after = std::max<clock::duration>(
+        k_stall_min, std::chrono::duration_cast<clock::duration>(
+                         std::chrono::duration<double>(k_stall_factor * ack_age_s_)));
+    ledger_.for_each([&](std::uint64_t, ledger_entry& e) {
+        if (now - e.sent_at > stall_after) ++stalled_;
+    });
 }
 
 bool dispatcher::settled(clock::time_point now) const {
@@ -602,7 +634,9 @@ expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
             tasks.set(zmq::sockopt::router_mandatory, 1);
             tasks.set(zmq::sockopt::router_handover, 1);
         } else {
-            tasks.set(zmq::sockopt::sndhwm, 1000);
+            // What a stalled worker can hoard is at most what its pipe holds:
+            // this many tasks, plus the kernel's socket buffers (8.1).
+            tasks.set(zmq::sockopt::sndhwm, k_push_pipe_hwm);
         }
         configure_socket(to_sink, opt.transport, false);
         configure_socket(control, opt.transport, true);

@@ -1,0 +1,57 @@
+// A stalled worker does not stall the pipeline (PROTOCOL.md 8.1, rule 4):
+// while one worker is stopped (SIGSTOP), and before the sink declares it
+// lost, the others keep recording results. In push dispatch the stalled
+// worker holds on to what libzmq queued for it, and the tasks it holds stop
+// counting against the in-flight budget once they are overdue; in credit
+// dispatch it simply stops granting credit.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include "support/pipeline.hpp"
+
+namespace zfarm::test {
+namespace {
+
+class Stall : public ::testing::TestWithParam<std::string> {
+  protected:
+    pipeline farm{GetParam()};
+};
+
+TEST_P(Stall, OtherWorkersKeepRecordingWhileOneIsStopped) {
+    constexpr std::uint64_t n = 8000;
+    // The default liveness timeout (3 s): the others must make progress
+    // well within it, before the stopped worker's loss could help them.
+    farm.start_sink({"--once"});
+    for (int i = 0; i < 3; ++i)
+        farm.start_worker({"--exit-when-done"});
+    farm.start_ventilator({"--sleep", std::to_string(n), "--ms", "1", "--job", "stall"});
+    ASSERT_TRUE(wait_until([&] { return count_lines(farm.output()) >= 1000; }, k_start_timeout));
+
+    auto* stopped = farm.workers()[0];
+    stopped->signal(SIGSTOP);
+    const auto before = count_lines(farm.output());
+    auto declared_lost = [&] {
+        return farm.sink().stderr_text().find(" lost:") != std::string::npos;
+    };
+    ASSERT_TRUE(
+        wait_until([&] { return declared_lost() || count_lines(farm.output()) >= before + 500; },
+                   k_start_timeout));
+    const auto progress = count_lines(farm.output()) - before;
+    std::printf(
+        "[stall] %s: %zu result(s) recorded while a worker was stopped, before it was "
+        "declared lost\n",
+        farm.dispatch().c_str(), progress);
+    EXPECT_GE(progress, 500u) << "the pipeline stalled with its worker";
+
+    ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 0);
+    stopped->signal(SIGCONT);
+    EXPECT_EQ(farm.sink().wait_for_exit(k_exit_timeout), 0);
+    EXPECT_TRUE(has_each_id_once(read_results(farm.output()), n));
+}
+
+INSTANTIATE_TEST_SUITE_P(BothDispatchModes, Stall, ::testing::Values("push", "credit"),
+                         [](const auto& mode) { return mode.param; });
+
+}  // namespace
+}  // namespace zfarm::test
