@@ -34,8 +34,10 @@ EOF
 # Everything the build, the tests and the scripts use. git: test.sh lists the
 # sources to format-check; iproute2 (ss): demo.sh looks for free ports;
 # ccache: rebuilds, and fresh clones on the same machine, reuse objects.
+# iproute2 (ip netns) and iptables: the partition tests (a worker in a network
+# namespace whose cable is pulled).
 readonly packages=(
-    cmake g++ make pkg-config git iproute2 ccache
+    cmake g++ make pkg-config git iproute2 iptables ccache
     libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
     libgtest-dev libgmock-dev
     clang-format shellcheck
