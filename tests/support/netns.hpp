@@ -7,7 +7,7 @@
 // destructor kills every process left in the namespace, removes the firewall
 // rules this object added and deletes the namespace (which deletes the veth
 // pair), also when the test failed. Needs root and iproute2; cut() needs
-// iptables too.
+// iptables too (and so does the NFQUEUE impairment of the link).
 //
 // Used from the test's main thread only.
 #pragma once
