@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -20,6 +21,11 @@ namespace zfarm::test {
 namespace {
 
 using namespace std::chrono_literals;
+
+// Names are these prefixes and the test process's pid.
+constexpr const char* k_netns_prefix = "zfarm-part-";
+constexpr const char* k_host_if_prefix = "zfh";  // + at most 7 digits: within IFNAMSIZ - 1
+constexpr const char* k_inner_if_prefix = "zfn";
 
 std::string join(const std::vector<std::string>& argv) {
     std::string out;
@@ -38,6 +44,15 @@ std::string trimmed(std::string s) {
 std::string dotted(std::uint32_t a) {
     return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "." +
            std::to_string((a >> 8) & 255) + "." + std::to_string(a & 255);
+}
+
+// Whether process `pid` exists and is not a zombie.
+bool running(const std::string& pid) {
+    std::ifstream stat("/proc/" + pid + "/stat");
+    std::string text;
+    if (!std::getline(stat, text)) return false;
+    const auto paren = text.rfind(") ");
+    return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] != 'Z';
 }
 
 }  // namespace
@@ -137,9 +152,9 @@ std::unique_ptr<network_namespace> network_namespace::create(std::string& why_no
     }
     const auto pid = static_cast<std::uint32_t>(::getpid());
     const std::string tag = std::to_string(pid);
-    ns->name_ = "zfarm-part-" + tag;
-    ns->host_if_ = "zfh" + tag;  // at most 3 + 7 digits: within IFNAMSIZ - 1
-    ns->inner_if_ = "zfn" + tag;
+    ns->name_ = k_netns_prefix + tag;
+    ns->host_if_ = k_host_if_prefix + tag;
+    ns->inner_if_ = k_inner_if_prefix + tag;
     // One /30 of 10.0.0.0/8 per pid (pids are below 2^22): .1 is the host
     // end, .2 the namespace's.
     const std::uint32_t base = (10u << 24) | ((pid & ((1u << 22) - 1)) << 2);
@@ -151,14 +166,26 @@ std::unique_ptr<network_namespace> network_namespace::create(std::string& why_no
         args.insert(args.begin(), ns->ip_);
         return run_command(args);
     };
-    // Leftovers of a test process that had this pid and died without its
-    // destructor: this pid is ours now, so they are nobody's.
-    ip({"netns", "delete", ns->name_});
-    ip({"link", "delete", ns->host_if_});
-    if (!ns->iptables_.empty()) {
-        for (int i = 0; i < 8; ++i) {
-            auto del = run_command(
-                {ns->iptables_, "-w", "10", "-D", "INPUT", "-i", ns->host_if_, "-j", "DROP"});
+    // Leftovers of test processes that died without their destructor
+    // (SIGKILL, a ctest timeout): ours, if a process with this pid died so,
+    // and those of every pid that no longer runs.
+    std::vector<std::string> dead{tag};
+    std::stringstream listed(ip({"netns", "list"}).output);
+    const std::string prefix = k_netns_prefix;
+    for (std::string line; std::getline(listed, line);) {
+        if (line.rfind(prefix, 0) != 0) continue;
+        const std::string other = line.substr(prefix.size(), line.find(' ') - prefix.size());
+        char* end = nullptr;
+        const long other_pid = std::strtol(other.c_str(), &end, 10);
+        if (end && *end == '\0' && other_pid > 0 && other != tag && !running(other))
+            dead.push_back(other);
+    }
+    for (const auto& old : dead) {
+        ip({"netns", "delete", prefix + old});
+        ip({"link", "delete", k_host_if_prefix + old});
+        for (int i = 0; i < 8 && !ns->iptables_.empty(); ++i) {
+            const auto del = run_command({ns->iptables_, "-w", "10", "-D", "INPUT", "-i",
+                                          k_host_if_prefix + old, "-j", "DROP"});
             if (!del.ok()) break;
         }
     }
