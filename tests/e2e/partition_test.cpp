@@ -14,6 +14,7 @@
 
 #include <map>
 #include <optional>
+#include <regex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -155,7 +156,24 @@ class Partition : public ::testing::TestWithParam<std::string> {
     }
 
     bool sink_logged(const std::string& text) {
-        return farm_->sink().stderr_text().find(text) != std::string::npos;
+        return sink_log_count(text) > 0;
+    }
+
+    std::size_t sink_log_count(const std::string& text) {
+        const auto log = farm_->sink().stderr_text();
+        std::size_t count = 0;
+        for (auto at = log.find(text); at != std::string::npos; at = log.find(text, at + 1))
+            ++count;
+        return count;
+    }
+
+    // From the sink's last words: how many RESULTs it dropped as duplicates
+    // (work that ran twice and was recorded once). "?" when it did not say.
+    std::string duplicates_dropped() {
+        static const std::regex said(R"((\d+) duplicate result\(s\) dropped)");
+        const auto log = farm_->sink().stderr_text();
+        std::smatch m;
+        return std::regex_search(log, m, said) ? m[1].str() : "?";
     }
 
     // Declared in this order so that the pipeline's programs are killed before
@@ -219,11 +237,12 @@ TEST_P(Partition, CutOffWorkerLosesNothingAndRejoinsAfterTheHeal) {
     const auto after_heal = started_after_heal();
     std::printf(
         "[fault] partition (iptables DROP both ways on the veth, no RST), %s: %s; worker cut "
-        "off %s s, declared lost %s, rejoined %s, %zu result(s) started after the heal\n",
+        "off %s s, declared lost %s, rejoined %s, %zu result(s) started after the heal; sink "
+        "dropped %s duplicate result(s)\n",
         farm.dispatch().c_str(), describe(report).c_str(), fixed(cut_off_for).c_str(),
         declared_lost_after ? (fixed(*declared_lost_after) + " s into the cut").c_str() : "never",
         rejoined_after ? (fixed(*rejoined_after) + " s after the heal").c_str() : "never",
-        after_heal);
+        after_heal, duplicates_dropped().c_str());
     EXPECT_EQ(report.lost, 0u);
     EXPECT_EQ(report.duplicates_recorded, 0u);
     EXPECT_TRUE(has_each_id_once(results, n));
@@ -263,9 +282,12 @@ TEST_P(Partition, DegradedLinkLosesNothing) {
     const auto results = read_results(farm.output());
     const auto report = tally(results, n);
     const auto by_netns_worker = recorded_by(k_cut_off).size();
-    std::printf("[fault] degraded link via %s, %s: %s; the worker behind it recorded %zu%s%s\n",
-                impairment.c_str(), farm.dispatch().c_str(), describe(report).c_str(),
-                by_netns_worker, counts.empty() ? "" : "; impairer: ", counts.c_str());
+    std::printf(
+        "[fault] degraded link via %s, %s: %s; the worker behind it recorded %zu and was declared "
+        "lost %zu time(s); sink dropped %s duplicate result(s)%s%s\n",
+        impairment.c_str(), farm.dispatch().c_str(), describe(report).c_str(), by_netns_worker,
+        sink_log_count(std::string("worker ") + k_cut_off + " lost"), duplicates_dropped().c_str(),
+        counts.empty() ? "" : "; impairer: ", counts.c_str());
     EXPECT_EQ(report.lost, 0u);
     EXPECT_EQ(report.duplicates_recorded, 0u);
     EXPECT_TRUE(has_each_id_once(results, n));
