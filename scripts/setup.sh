@@ -34,8 +34,11 @@ EOF
 # Everything the build, the tests and the scripts use. git: test.sh lists the
 # sources to format-check; iproute2 (ss): demo.sh looks for free ports;
 # ccache: rebuilds, and fresh clones on the same machine, reuse objects.
+# iproute2 (ip netns, tc) and iptables: the partition and degraded-link tests
+# (a worker in a network namespace); libnetfilter-queue-dev: their NFQUEUE
+# impairer, for kernels without netem.
 readonly packages=(
-    cmake g++ make pkg-config git iproute2 ccache
+    cmake g++ make pkg-config git iproute2 iptables ccache libnetfilter-queue-dev
     libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
     libgtest-dev libgmock-dev
     clang-format shellcheck

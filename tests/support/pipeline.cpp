@@ -5,7 +5,8 @@
 
 namespace zfarm::test {
 
-pipeline::pipeline(std::string dispatch) : dispatch_(std::move(dispatch)) {
+pipeline::pipeline(std::string dispatch, std::string host)
+    : dispatch_(std::move(dispatch)), host_(std::move(host)) {
     ports_.tasks = free_tcp_port();
     ports_.credit = free_tcp_port();
     ports_.results = free_tcp_port();
@@ -24,14 +25,18 @@ pipeline::~pipeline() {
     }
 }
 
+std::string pipeline::endpoint(std::uint16_t port) const {
+    return "tcp://" + host_ + ":" + std::to_string(port);
+}
+
 std::vector<std::string> pipeline::all_endpoints() const {
-    return {"--tasks",   tcp_endpoint(ports_.tasks),   "--credit",  tcp_endpoint(ports_.credit),
-            "--results", tcp_endpoint(ports_.results), "--control", tcp_endpoint(ports_.control)};
+    return {"--tasks",   endpoint(ports_.tasks),   "--credit",  endpoint(ports_.credit),
+            "--results", endpoint(ports_.results), "--control", endpoint(ports_.control)};
 }
 
 child_process& pipeline::start_sink(const std::vector<std::string>& extra) {
-    std::vector<std::string> args{"--results", tcp_endpoint(ports_.results),
-                                  "--control", tcp_endpoint(ports_.control),
+    std::vector<std::string> args{"--results", endpoint(ports_.results),
+                                  "--control", endpoint(ports_.control),
                                   "-o",        output().string()};
     args.insert(args.end(), extra.begin(), extra.end());
     const std::string name =
@@ -45,6 +50,19 @@ child_process& pipeline::start_worker(const std::vector<std::string>& extra) {
     args.insert(args.end(), extra.begin(), extra.end());
     const std::string name = "worker-" + std::to_string(workers_.size() + 1);
     workers_.push_back(&programs_.emplace_back("zfarm-worker", args, dir_.path(), name));
+    return *workers_.back();
+}
+
+child_process& pipeline::start_worker_under(const std::vector<std::string>& prefix,
+                                            const std::vector<std::string>& extra) {
+    if (prefix.empty()) return start_worker(extra);
+    std::vector<std::string> args(prefix.begin() + 1, prefix.end());
+    args.push_back((bin_dir() / "zfarm-worker").string());
+    const auto endpoints = all_endpoints();
+    args.insert(args.end(), endpoints.begin(), endpoints.end());
+    args.insert(args.end(), extra.begin(), extra.end());
+    const std::string name = "worker-" + std::to_string(workers_.size() + 1);
+    workers_.push_back(&programs_.emplace_back(prefix[0], args, dir_.path(), name));
     return *workers_.back();
 }
 

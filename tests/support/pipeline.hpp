@@ -1,6 +1,7 @@
 // A whole zfarm pipeline for end-to-end tests: a sink, workers and a
-// ventilator on four fresh 127.0.0.1 ports, their logs and the sink's output
-// in one temp dir, and checks on the recorded results.
+// ventilator on four fresh ports of 127.0.0.1 (or of another local address),
+// their logs and the sink's output in one temp dir, and checks on the
+// recorded results.
 //
 // Used from the test's main thread. When the test has failed, the destructor
 // prints the tail of every program's logs; every program still running is
@@ -33,8 +34,11 @@ struct pipeline_ports {
 
 class pipeline {
   public:
-    // `dispatch` is the ventilator's --dispatch: "push" or "credit".
-    explicit pipeline(std::string dispatch = "push");
+    // `dispatch` is the ventilator's --dispatch: "push" or "credit". `host`
+    // is the IPv4 address the sink and the ventilator bind and every program
+    // connects to (for a worker in a network namespace: the host end of its
+    // veth, which programs on the host reach over loopback).
+    explicit pipeline(std::string dispatch = "push", std::string host = "127.0.0.1");
     ~pipeline();
     pipeline(const pipeline&) = delete;
     pipeline& operator=(const pipeline&) = delete;
@@ -50,6 +54,10 @@ class pipeline {
     child_process& start_sink(const std::vector<std::string>& extra = {});
     // All four endpoints, then `extra`. Named worker-1, worker-2, ...
     child_process& start_worker(const std::vector<std::string>& extra = {});
+    // As start_worker, run under `prefix` (e.g. {"ip", "netns", "exec", NS}):
+    // prefix[0] with the rest of `prefix`, the zfarm-worker path, then the args.
+    child_process& start_worker_under(const std::vector<std::string>& prefix,
+                                      const std::vector<std::string>& extra = {});
     // All four endpoints and --dispatch, then `extra` (the workload, --job).
     // A second ventilator becomes ventilator() and logs as ventilator-N.
     child_process& start_ventilator(const std::vector<std::string>& extra);
@@ -66,7 +74,10 @@ class pipeline {
   private:
     std::vector<std::string> all_endpoints() const;
 
+    std::string endpoint(std::uint16_t port) const;
+
     std::string dispatch_;
+    std::string host_;
     temp_dir dir_;
     pipeline_ports ports_;
     std::deque<child_process> programs_;
