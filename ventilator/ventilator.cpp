@@ -80,10 +80,13 @@ class dispatcher {
     void give_up(std::uint64_t id, ledger_entry& e, clock::time_point now);
     // Push dispatch after a loss at time T: once live workers have reported
     // what they hold (a relay k_sweep_delay after T), re-send what was sent
-    // before T and nobody holds.
+    // before T and nobody holds. Losses while a sweep is pending are swept
+    // next, at their latest T: a pending sweep is never postponed, so
+    // repeated losses cannot starve it.
     void schedule_sweep(clock::time_point now);
     void sweep();
     std::optional<clock::time_point> sweep_before_;
+    std::optional<clock::time_point> sweep_next_;
 
     const ventilator_options& opt_;
     task_source& source_;
@@ -272,7 +275,11 @@ void dispatcher::on_lost(const proto::lost& l, clock::time_point now) {
 }
 
 void dispatcher::schedule_sweep(clock::time_point now) {
-    sweep_before_ = sweep_before_ ? std::max(*sweep_before_, now) : now;
+    if (!sweep_before_) {
+        sweep_before_ = now;
+    } else {
+        sweep_next_ = sweep_next_ ? std::max(*sweep_next_, now) : now;
+    }
 }
 
 void dispatcher::sweep() {
@@ -281,7 +288,8 @@ void dispatcher::sweep() {
     // been in the lost worker's socket buffers: send it again (a live worker
     // may still hold a copy unread in its buffers; the sink records one).
     const auto before = *sweep_before_;
-    sweep_before_.reset();
+    sweep_before_ = sweep_next_;
+    sweep_next_.reset();
     std::vector<std::uint64_t> suspects;
     ledger_.for_each([&](std::uint64_t id, ledger_entry& e) {
         if (e.sent_at < before && !reported_.contains(id)) suspects.push_back(id);
