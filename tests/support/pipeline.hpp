@@ -48,7 +48,9 @@ class pipeline {
     // --results --control -o output(), then `extra`.
     child_process& start_sink(const std::vector<std::string>& extra = {});
     // All four endpoints, then `extra`. Named worker-1, worker-2, ...
-    child_process& start_worker(const std::vector<std::string>& extra = {});
+    // `program`: zfarm-worker, or zfarm-fault-worker (tests/support/fault_worker.cpp).
+    child_process& start_worker(const std::vector<std::string>& extra = {},
+                                const std::string& program = "zfarm-worker");
     // All four endpoints and --dispatch, then `extra` (the workload, --job).
     child_process& start_ventilator(const std::vector<std::string>& extra);
 
