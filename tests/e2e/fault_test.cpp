@@ -53,18 +53,20 @@ std::optional<std::uint64_t> duplicate_deliveries(const std::string& sink_log) {
 
 // For each task sent again (attempts > 1), the time from the last fault
 // (a kill) before its recorded attempt started to that start; the longest.
+// None without faults, or when no such attempt ran (a task the ventilator
+// gave up on has start 0).
 std::optional<double> longest_wait(const std::vector<nlohmann::json>& results,
                                    std::vector<wall_clock::time_point> kills) {
     if (kills.empty()) return std::nullopt;
     std::sort(kills.begin(), kills.end());
-    double longest = 0;
+    std::optional<double> longest;
     for (const auto& j : results) {
         if (j.value("attempts", 1) <= 1) continue;
         const double start = j.value("start", 0.0);
         double last_kill = -1;
         for (const auto& k : kills)
             if (unix_seconds(k) <= start) last_kill = unix_seconds(k);
-        if (last_kill >= 0) longest = std::max(longest, start - last_kill);
+        if (last_kill >= 0) longest = std::max(longest.value_or(0.0), start - last_kill);
     }
     return longest;
 }
@@ -173,8 +175,10 @@ class Faults : public ::testing::TestWithParam<std::string> {
     }
 };
 
-// Starts a replacement for every supervised worker that has exited, as a
-// process supervisor would. Counts the deaths it saw.
+// Starts a replacement for every supervised worker that died (exited
+// non-zero or by a signal), as a process supervisor would, and counts the
+// deaths. A worker that exited 0 left on purpose (--exit-when-done once the
+// job is done): it is not replaced.
 class supervisor {
   public:
     supervisor(pipeline& farm, std::vector<std::string> args, std::string program)
@@ -188,13 +192,20 @@ class supervisor {
     // Replaces the dead; returns how many it replaced.
     int tend() {
         int replaced = 0;
-        for (auto& w : alive_) {
-            if (w->running()) continue;
-            exit_codes_.push_back(w->wait_for_exit(std::chrono::milliseconds(0)).value_or(-1));
+        std::vector<child_process*> still;
+        for (auto* w : alive_) {
+            if (w->running()) {
+                still.push_back(w);
+                continue;
+            }
+            const int rc = w->wait_for_exit(std::chrono::milliseconds(0)).value_or(-1);
+            if (rc == 0) continue;
+            exit_codes_.push_back(rc);
             deaths_.push_back(wall_clock::now());
-            w = &farm_.start_worker(args_, program_);
+            still.push_back(&farm_.start_worker(args_, program_));
             ++replaced;
         }
+        alive_ = std::move(still);
         return replaced;
     }
 
@@ -434,6 +445,7 @@ TEST_P(Faults, RandomKillEveryTwoSecondsLosesNothing) {
     const auto deadline = std::chrono::steady_clock::now() + 2 * k_exit_timeout;
     while (std::chrono::steady_clock::now() < deadline &&
            !wait_until([&] { return !farm.ventilator().running(); }, 2s)) {
+        if (sup.alive().empty()) break;  // all left: the job is done
         auto* victim = sup.alive()[pick() % sup.alive().size()];
         kill(*victim);
         sup.tend();
