@@ -76,9 +76,17 @@ executor_pool::executor_pool(zmq::context_t& ctx, std::string done_endpoint, uns
       handlers_(std::make_shared<const handler_table>(handlers)),
       worker_id_(std::move(worker_id)),
       abandoned_alive_(std::make_shared<std::atomic<std::size_t>>(0)) {
-    std::lock_guard lock(mu_);
-    for (unsigned i = 0; i < threads; ++i)
-        spawn();
+    try {
+        std::lock_guard lock(mu_);
+        for (unsigned i = 0; i < threads; ++i)
+            spawn();
+    } catch (...) {
+        // A socket could not be made: stop the threads already started.
+        shutdown();
+        for (auto& t : threads_)
+            t.join();
+        throw;
+    }
 }
 
 executor_pool::~executor_pool() {
@@ -161,8 +169,10 @@ void executor_pool::shutdown() {
 abandoned_task executor_pool::abandon(executor& e, clock::time_point now) {
     e.abandoned = true;
     e.cancel.store(true);
-    // The thread sends nothing once abandoned, so its socket can go now.
-    e.out->set(zmq::sockopt::linger, 0);
+    // The thread sends nothing once abandoned, so its socket can go now
+    // (linger 0: nothing is pending; and this must not throw).
+    const int zero = 0;
+    (void)zmq_setsockopt(e.out->handle(), ZMQ_LINGER, &zero, sizeof zero);
     e.out.reset();
     abandoned_alive_->fetch_add(1);
     return abandoned_task{
