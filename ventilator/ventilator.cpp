@@ -95,10 +95,13 @@ class dispatcher {
     void give_up(std::uint64_t id, ledger_entry& e, clock::time_point now);
     // Push dispatch after a loss at time T: once live workers have reported
     // what they hold (a relay k_sweep_delay after T), re-send what was sent
-    // before T and nobody holds.
+    // before T and nobody holds. Losses while a sweep is pending are swept
+    // next, at their latest T: a pending sweep is never postponed, so
+    // repeated losses cannot starve it.
     void schedule_sweep(clock::time_point now);
     void sweep();
     std::optional<clock::time_point> sweep_before_;
+    std::optional<clock::time_point> sweep_next_;
 
     const ventilator_options& opt_;
     task_source& source_;
@@ -141,14 +144,18 @@ class dispatcher {
     // keep every worker busy, little enough that tasks still wait here, where
     // a worker that joins later can be given them. Tasks in flight for much
     // longer than tasks take (stalled: their worker stopped, hung or died)
-    // do not count, so a stalled worker cannot use up the budget and starve
-    // the others: it hoards only what its pipes hold (PROTOCOL.md 8.1).
+    // do not count, up to one more budget, so a stalled worker cannot use up
+    // the budget and starve the others (PROTOCOL.md 8.1, rule 4).
     bool window_full() const {
         if (ledger_.full()) return true;
         if (credit_mode()) return false;
         const double ahead = ack_rate_ * std::chrono::duration<double>(k_push_ahead).count();
         const auto floor = static_cast<double>(k_push_min_per_peer * std::max(peers_, 1));
-        return static_cast<double>(ledger_.size() - stalled_) >= std::max(ahead, floor);
+        const double budget = std::max(ahead, floor);
+        // Stalled tasks are let through up to one more budget: enough for
+        // the others to keep working, not so many that their queues deepen.
+        return static_cast<double>(ledger_.size()) >=
+               budget + std::min(static_cast<double>(stalled_), budget);
     }
     void measure_rate(clock::time_point now);
     // Push dispatch: counts the tasks in flight for over k_stall_factor times
@@ -380,7 +387,11 @@ void dispatcher::on_lost(const proto::lost& l, clock::time_point now) {
 }
 
 void dispatcher::schedule_sweep(clock::time_point now) {
-    sweep_before_ = sweep_before_ ? std::max(*sweep_before_, now) : now;
+    if (!sweep_before_) {
+        sweep_before_ = now;
+    } else {
+        sweep_next_ = sweep_next_ ? std::max(*sweep_next_, now) : now;
+    }
 }
 
 void dispatcher::sweep() {
@@ -389,7 +400,8 @@ void dispatcher::sweep() {
     // been in the lost worker's socket buffers: send it again (a live worker
     // may still hold a copy unread in its buffers; the sink records one).
     const auto before = *sweep_before_;
-    sweep_before_.reset();
+    sweep_before_ = sweep_next_;
+    sweep_next_.reset();
     std::vector<std::uint64_t> suspects;
     ledger_.for_each([&](std::uint64_t id, ledger_entry& e) {
         if (e.sent_at < before && !reported_.contains(id)) suspects.push_back(id);

@@ -35,14 +35,14 @@ TEST_P(Stall, OtherWorkersKeepRecordingWhileOneIsStopped) {
         return farm.sink().stderr_text().find(" lost:") != std::string::npos;
     };
     ASSERT_TRUE(
-        wait_until([&] { return declared_lost() || count_lines(farm.output()) >= before + 500; },
+        wait_until([&] { return declared_lost() || count_lines(farm.output()) >= before + 300; },
                    k_start_timeout));
     const auto progress = count_lines(farm.output()) - before;
     std::printf(
         "[stall] %s: %zu result(s) recorded while a worker was stopped, before it was "
         "declared lost\n",
         farm.dispatch().c_str(), progress);
-    EXPECT_GE(progress, 500u) << "the pipeline stalled with its worker";
+    EXPECT_GE(progress, 300u) << "the pipeline stalled with its worker";
 
     ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 0);
     stopped->signal(SIGCONT);

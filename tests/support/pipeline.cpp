@@ -45,11 +45,12 @@ child_process& pipeline::start_sink(const std::vector<std::string>& extra) {
     return *sink_;
 }
 
-child_process& pipeline::start_worker(const std::vector<std::string>& extra) {
+child_process& pipeline::start_worker(const std::vector<std::string>& extra,
+                                      const std::string& program) {
     std::vector<std::string> args = all_endpoints();
     args.insert(args.end(), extra.begin(), extra.end());
     const std::string name = "worker-" + std::to_string(workers_.size() + 1);
-    workers_.push_back(&programs_.emplace_back("zfarm-worker", args, dir_.path(), name));
+    workers_.push_back(&programs_.emplace_back(program, args, dir_.path(), name));
     return *workers_.back();
 }
 

@@ -53,7 +53,9 @@ class pipeline {
     // first was killed) becomes sink() and logs as sink-N.
     child_process& start_sink(const std::vector<std::string>& extra = {});
     // All four endpoints, then `extra`. Named worker-1, worker-2, ...
-    child_process& start_worker(const std::vector<std::string>& extra = {});
+    // `program`: zfarm-worker, or zfarm-fault-worker (tests/support/fault_worker.cpp).
+    child_process& start_worker(const std::vector<std::string>& extra = {},
+                                const std::string& program = "zfarm-worker");
     // As start_worker, run under `prefix` (e.g. {"ip", "netns", "exec", NS}):
     // prefix[0] with the rest of `prefix`, the zfarm-worker path, then the args.
     child_process& start_worker_under(const std::vector<std::string>& prefix,

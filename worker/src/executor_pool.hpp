@@ -5,15 +5,24 @@
 // small header frame, on its own inproc PUSH socket to the owner's PULL at
 // `done_endpoint`. Everything here is safe to call from the owner thread
 // while executors run; nothing here touches the owner's network sockets.
+//
+// Abandoning (PROTOCOL.md 6.6, 9.3): the owner can give up on a running
+// handler that does not return. Its thread is detached and replaced; its
+// state (slot, socket, handler table) is shared, so it never touches the pool
+// when its handler returns, if ever: it drops its late result and ends. The
+// owner closes an abandoned executor's socket, so terminating the context
+// never waits for it, and the destructor never joins an abandoned thread.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -39,11 +48,27 @@ using handler_table = std::unordered_map<std::string, handler_entry>;
 proto::result execute(const handler_table& handlers, const proto::task& t,
                       const std::string& worker_id, const std::atomic<bool>* cancel);
 
+// A running task the owner gave up on: what its failed RESULT needs.
+struct abandoned_task {
+    proto::task_ref ref;
+    origin from = origin::push;
+    std::uint32_t timeout_ms = 0;
+    std::uint64_t started_us = 0;  // wall clock, Unix microseconds
+    std::uint64_t elapsed_us = 0;  // from its start to the abandonment
+};
+
 class executor_pool {
   public:
+    using clock = std::chrono::steady_clock;
+
+    // Copies `handlers`: executors keep their copy alive, even abandoned ones.
     executor_pool(zmq::context_t& ctx, std::string done_endpoint, unsigned threads,
                   const handler_table& handlers, std::string worker_id);
-    ~executor_pool();  // joins the threads (abandoning nothing: call shutdown first)
+    // Joins the threads not abandoned (call shutdown first, and abandon what
+    // may not return); never waits for an abandoned one.
+    ~executor_pool();
+    executor_pool(const executor_pool&) = delete;
+    executor_pool& operator=(const executor_pool&) = delete;
 
     void submit(proto::task t, origin o);
     // Removes queued (not yet started) tasks of `job`; returns them with their origin.
@@ -52,29 +77,41 @@ class executor_pool {
     // Asks running handlers of `job` (or all, when job is empty) to give up.
     void cancel_running(const std::string& job);
     // Tasks running or queued here: what a HEARTBEAT reports as held.
+    // Abandoned tasks are not held.
     std::vector<proto::task_ref> holding() const;
     // Stops the threads once their current task is done.
     void shutdown();
 
+    // Abandons every handler still running `grace` or more past its deadline
+    // (tasks with a timeout only) and starts a new thread for each, so the
+    // pool keeps its size. Their results, if they ever come, are dropped.
+    std::vector<abandoned_task> abandon_overdue(clock::time_point now, clock::duration grace);
+    // Abandons every running handler (asking it to give up) without replacing
+    // its thread: for a worker that leaves now.
+    std::vector<abandoned_task> abandon_running();
+    // Abandoned threads whose handler has not returned yet.
+    std::size_t abandoned_alive() const noexcept;
+
   private:
-    struct slot {
-        std::atomic<bool> cancel{false};
-        bool busy = false;
-        proto::task_ref current;
-    };
-    void run_thread(std::size_t index);
+    struct executor;
+    void spawn();                                                // with mu_ held
+    abandoned_task abandon(executor& e, clock::time_point now);  // with mu_ and e.mu held
+    static void run_thread(executor_pool* pool, std::shared_ptr<executor> me,
+                           std::shared_ptr<const handler_table> handlers, std::string worker_id,
+                           std::shared_ptr<std::atomic<std::size_t>> abandoned_alive);
 
     zmq::context_t& ctx_;
     std::string done_endpoint_;
-    const handler_table& handlers_;
+    std::shared_ptr<const handler_table> handlers_;
     std::string worker_id_;
+    std::shared_ptr<std::atomic<std::size_t>> abandoned_alive_;
 
-    mutable std::mutex mu_;
+    mutable std::mutex mu_;  // before any executor's mu
     std::condition_variable cv_;
     std::deque<std::pair<proto::task, origin>> queue_;
-    std::vector<std::unique_ptr<slot>> slots_;
+    std::vector<std::shared_ptr<executor>> executors_;  // not abandoned
     bool shutting_down_ = false;
-    std::vector<std::thread> threads_;
+    std::vector<std::thread> threads_;  // of executors_, same order
 };
 
 }  // namespace zfarm::detail

@@ -33,6 +33,11 @@ constexpr auto k_poll_interval = std::chrono::milliseconds(100);
 constexpr double k_assumed_rtt_us = 1000.0;
 constexpr unsigned k_max_prefetch_per_thread = 1000;
 constexpr std::size_t k_max_cancelled_jobs = 64;
+// A handler still running this long past its task's deadline is abandoned
+// (PROTOCOL.md 6.6).
+constexpr auto k_hung_grace = std::chrono::milliseconds(1000);
+// Abandoned threads a worker tolerates: max(this, threads).
+constexpr unsigned k_min_hung_cap = 4;
 
 std::string host_name() {
     char buf[256] = {};
@@ -75,6 +80,12 @@ class worker::impl {
     void on_completion(zmq::socket_t& done, zmq::socket_t& results);
     void release(origin o, unsigned n);
     void observe_service_time(std::uint64_t elapsed_us);
+    bool is_cancelled(const std::string& job) const;
+    // Reports handlers hung past their deadline as failed and replaces their
+    // threads. Returns false when too many are hung for the worker to go on.
+    bool watch_hung_handlers(zmq::socket_t& results);
+    // Drops queued tasks and abandons running ones (no RESULT for either).
+    void abandon_all();
 
     std::unique_ptr<detail::executor_pool> pool_;
     std::string scratch_;
@@ -87,6 +98,9 @@ class worker::impl {
     bool credit_reset_pending_ = false;
     double service_ewma_us_ = -1.0;
     bool done_seen_ = false;
+    // Leaving now (a second stop, or too many hung handlers): tasks that still
+    // arrive are dropped unanswered, like those queued (PROTOCOL.md 9.3).
+    bool abandoning_ = false;
     std::deque<std::string> cancelled_jobs_;
 };
 
@@ -113,10 +127,46 @@ void worker::impl::release(origin o, unsigned n) {
     held_[static_cast<int>(o)] -= std::min(n, held_[static_cast<int>(o)]);
 }
 
-void worker::impl::accept_task(proto::task t, origin o, zmq::socket_t& results) {
-    if (std::find(cancelled_jobs_.begin(), cancelled_jobs_.end(), t.job) != cancelled_jobs_.end()) {
-        return;  // the job was stopped: its stragglers are not run
+bool worker::impl::is_cancelled(const std::string& job) const {
+    return std::find(cancelled_jobs_.begin(), cancelled_jobs_.end(), job) != cancelled_jobs_.end();
+}
+
+bool worker::impl::watch_hung_handlers(zmq::socket_t& results) {
+    for (const auto& a : pool_->abandon_overdue(clock::now(), k_hung_grace)) {
+        release(a.from, 1);
+        spdlog::warn(
+            "task {}/{} attempt {}: no return {} ms past its {} ms timeout; abandoned", a.ref.job,
+            a.ref.id, a.ref.attempt,
+            a.elapsed_us / 1000 - std::min<std::uint64_t>(a.elapsed_us / 1000, a.timeout_ms),
+            a.timeout_ms);
+        if (is_cancelled(a.ref.job)) continue;
+        proto::result r;
+        r.job = a.ref.job;
+        r.id = a.ref.id;
+        r.attempt = a.ref.attempt;
+        r.worker = id_;
+        r.status = proto::task_status::failed;
+        r.elapsed_us = a.elapsed_us;
+        r.started_us = a.started_us;
+        r.error = "timed out after " + std::to_string(a.timeout_ms) +
+                  " ms; the handler did not return and was abandoned";
+        ++summary_.tasks_failed;
+        send(results, r);
     }
+    const std::size_t cap = std::max(k_min_hung_cap, opt_.threads);
+    return pool_->abandoned_alive() <= cap;
+}
+
+void worker::impl::abandon_all() {
+    for (auto& [t, o] : pool_->remove_all_queued())
+        release(o, 1);
+    for (const auto& a : pool_->abandon_running())
+        release(a.from, 1);
+}
+
+void worker::impl::accept_task(proto::task t, origin o, zmq::socket_t& results) {
+    if (is_cancelled(t.job)) return;  // the job was stopped: its stragglers are not run
+    if (abandoning_) return;          // sent again after our BYE
     ++held_[static_cast<int>(o)];
     auto it = handlers_.find(t.kind);
     if (it != handlers_.end() && it->second.inline_handler) {
@@ -139,8 +189,7 @@ void worker::impl::on_completion(zmq::socket_t& done, zmq::socket_t& results) {
         const auto o = static_cast<origin>(header.data<char>()[0]);
         const std::string job(header.data<char>() + 1, header.size() - 1);
         release(o, 1);
-        if (std::find(cancelled_jobs_.begin(), cancelled_jobs_.end(), job) != cancelled_jobs_.end())
-            continue;
+        if (is_cancelled(job)) continue;
         auto decoded = proto::decode(body.to_string_view());
         if (decoded) {
             const auto& r = std::get<proto::result>(*decoded);
@@ -235,7 +284,7 @@ expected<worker_summary, worker_error> worker::impl::run() {
             ~pool_guard() {
                 if (p) {
                     p->remove_all_queued();
-                    p->cancel_running("");
+                    p->abandon_running();  // never wait for a handler here
                     p->shutdown();
                     p.reset();
                 }
@@ -250,15 +299,16 @@ expected<worker_summary, worker_error> worker::impl::run() {
                      opt_.results_endpoint);
 
         auto next_heartbeat = clock::now() + k_heartbeat_interval;
-        bool abandoned = false;
+        bool untrusted = false;
+        std::size_t hung = 0;  // abandoned handlers still running when it left
         for (;;) {
             const int level = stop_level();
-            const bool draining = level >= 1 || done_seen_;
-            if (level >= 2 && !abandoned) {
-                abandoned = true;
-                for (auto& [t, o] : pool_->remove_all_queued())
-                    release(o, 1);
-                pool_->cancel_running("");
+            const bool draining = level >= 1 || done_seen_ || untrusted;
+            if ((level >= 2 || untrusted) && !abandoning_) {
+                // Leave now: what is queued or running gets no RESULT and is
+                // sent again after our BYE (PROTOCOL.md 9.3).
+                abandoning_ = true;
+                abandon_all();
             }
             if (draining && held_[0] + held_[1] == 0) break;
 
@@ -354,6 +404,11 @@ expected<worker_summary, worker_error> worker::impl::run() {
                     accept_task(std::move(*t), origin::push, results);
                 }
             }
+            if (!untrusted && !watch_hung_handlers(results)) {
+                untrusted = true;
+                hung = pool_->abandoned_alive();
+                continue;
+            }
             if (clock::now() >= next_heartbeat) {
                 next_heartbeat = clock::now() + k_heartbeat_interval;
                 send(results, proto::heartbeat{id_, summary_.tasks_ok + summary_.tasks_failed,
@@ -362,6 +417,10 @@ expected<worker_summary, worker_error> worker::impl::run() {
         }
         send(results, proto::bye{id_});
         summary_.frames_dropped = drops_.count();
+        if (untrusted)
+            return fail(worker_errc::hung_handlers,
+                        std::to_string(hung) +
+                            " handlers did not return past their deadline; the worker left");
         spdlog::info("worker {} leaving: {} ok, {} failed, {} bad frames dropped", id_,
                      summary_.tasks_ok, summary_.tasks_failed, summary_.frames_dropped);
         return summary_;

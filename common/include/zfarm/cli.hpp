@@ -15,6 +15,8 @@ namespace zfarm {
 inline constexpr int k_exit_ok = 0;
 inline constexpr int k_exit_failed_tasks = 1;
 inline constexpr int k_exit_usage = 2;
+// zfarm-worker only: more handlers hung past their deadline than it tolerates.
+inline constexpr int k_exit_hung_handlers = 3;
 
 struct common_flags {
     int verbose = 0;

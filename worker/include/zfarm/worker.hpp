@@ -85,7 +85,10 @@ struct worker_options {
     zmq::context_t* context = nullptr;
 };
 
-enum class worker_errc { bad_options, socket_error, internal };
+// hung_handlers: more handlers than max(4, threads) ran on past their tasks'
+// deadlines and were abandoned (PROTOCOL.md 6.6); the worker said BYE and
+// left, as it can no longer be trusted to keep its capacity.
+enum class worker_errc { bad_options, socket_error, internal, hung_handlers };
 
 struct worker_error {
     worker_errc code;
@@ -114,7 +117,14 @@ class worker {
     expected<worker_summary, worker_error> run();
 
     // Asks run() to return: the first call drains (no new tasks; running and
-    // queued ones finish and are reported), the second abandons running tasks.
+    // queued ones finish and are reported), the second abandons queued and
+    // running tasks: run() returns without waiting for running handlers, which
+    // are asked to give up (cancelled()) and whose results are dropped.
+    //
+    // A handler still running a second (PROTOCOL.md 6.6) past its task's
+    // deadline is abandoned too: its attempt is reported failed, its thread is
+    // replaced, and its result, should it return, is dropped. Its thread keeps
+    // the handler table alive; what else a handler uses must outlive it.
     void stop() noexcept;
 
     const std::string& identity() const noexcept;

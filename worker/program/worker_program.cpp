@@ -1,0 +1,93 @@
+#include "worker_program.hpp"
+
+#include <cstdio>
+
+#include <spdlog/spdlog.h>
+
+#include "zfarm/cli.hpp"
+#include "zfarm/endpoint.hpp"
+#include "zfarm/logging.hpp"
+#include "zfarm/signals.hpp"
+#include "zfarm/version.hpp"
+#include "zfarm/worker.hpp"
+
+namespace zfarm {
+
+int worker_program(int argc, char** argv, const std::string& program,
+                   const std::function<void(worker&)>& add_kinds) {
+    CLI::App app{"zfarm worker: takes tasks from a ventilator, sends results to a sink", program};
+    common_flags common;
+    worker_options opt;
+    std::string host;
+    bool allow_exec = false;
+    add_common_flags(app, common);
+    app.set_version_flag("--version", std::string(k_version));
+    auto* connect = app.add_option(
+        "--connect", host, "Host running the ventilator and sink (default ports 5557-5560)");
+    auto* tasks = app.add_option("--tasks", opt.tasks_endpoint,
+                                 "Ventilator's tasks endpoint (push dispatch)");
+    auto* credit = app.add_option("--credit", opt.credit_endpoint,
+                                  "Ventilator's credit endpoint (credit dispatch)");
+    auto* results = app.add_option("--results", opt.results_endpoint, "Sink's results endpoint");
+    auto* control = app.add_option("--control", opt.control_endpoint, "Sink's control endpoint");
+    for (auto* o : {tasks, credit, results, control})
+        o->excludes(connect);
+    app.add_option("--threads", opt.threads, "Tasks run at once")
+        ->check(CLI::Range(1u, 4096u))
+        ->capture_default_str();
+    app.add_option("--prefetch", opt.prefetch,
+                   "Tasks queued beyond --threads (default: sized from task time)")
+        ->check(CLI::Range(0, 100000));
+    app.add_option("--id", opt.identity, "Worker identity (default HOST-PID-RANDOM)");
+    app.add_flag("--allow-exec", allow_exec, "Allow exec tasks (shell commands)");
+    app.add_flag("--exit-when-done", opt.exit_when_done,
+                 "Exit once the sink reports every open job done");
+    if (auto rc = parse_command_line(app, argc, argv)) return *rc;
+
+    if (opt.tasks_endpoint.empty() && opt.credit_endpoint.empty() && opt.results_endpoint.empty() &&
+        opt.control_endpoint.empty()) {
+        if (host.empty()) host = "localhost";
+    }
+    if (!host.empty()) {
+        opt.tasks_endpoint = tcp_endpoint(host, k_port_tasks);
+        opt.credit_endpoint = tcp_endpoint(host, k_port_credit);
+        opt.results_endpoint = tcp_endpoint(host, k_port_results);
+        opt.control_endpoint = tcp_endpoint(host, k_port_control);
+    }
+    if (opt.results_endpoint.empty() || opt.control_endpoint.empty())
+        return usage_error(app.get_name(),
+                           "--results and --control are both required without --connect");
+    if (opt.tasks_endpoint.empty() && opt.credit_endpoint.empty())
+        return usage_error(app.get_name(), "--tasks or --credit is required without --connect");
+    if (opt.identity.size() > 255)  // a ZeroMQ routing id holds at most 255 bytes
+        return usage_error(app.get_name(), "--id is longer than 255 bytes");
+    for (const auto* ep : {&opt.tasks_endpoint, &opt.credit_endpoint, &opt.results_endpoint,
+                           &opt.control_endpoint}) {
+        if (ep->empty()) continue;
+        if (auto ok = check_endpoint(*ep, false); !ok)
+            return usage_error(app.get_name(), ok.error());
+    }
+
+    init_logging("worker", common.verbosity());
+    install_stop_handlers();
+    opt.transport = common.transport;
+    opt.observe_stop_signals = true;
+    (void)allow_exec;  // exec tasks arrive with a later release; the flag is accepted now
+    zfarm::worker w(std::move(opt));
+    if (add_kinds) add_kinds(w);
+    auto outcome = w.run();
+    if (!outcome) {
+        spdlog::error("{}", outcome.error().message);
+        switch (outcome.error().code) {
+            case worker_errc::bad_options:
+                return k_exit_usage;
+            case worker_errc::hung_handlers:
+                return k_exit_hung_handlers;
+            default:
+                return k_exit_failed_tasks;
+        }
+    }
+    return k_exit_ok;
+}
+
+}  // namespace zfarm
