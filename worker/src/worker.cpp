@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <optional>
 #include <random>
 #include <unordered_set>
 
@@ -28,10 +29,20 @@ using detail::origin;
 
 constexpr auto k_heartbeat_interval = std::chrono::milliseconds(1000);
 constexpr auto k_poll_interval = std::chrono::milliseconds(100);
-// Round trip assumed when sizing prefetch: a task should be queued behind
-// each running one whenever a task takes less than this to run.
-constexpr double k_assumed_rtt_us = 1000.0;
+// Prefetch is sized so that the tasks queued behind each running one last
+// about one round trip to the ventilator (a grant, then its task): measured
+// in credit dispatch as the shortest grant-to-task time of the last
+// k_rtt_window, never taken below k_min_rtt_us.
+constexpr double k_min_rtt_us = 1000.0;
+constexpr auto k_rtt_window = std::chrono::seconds(10);
 constexpr unsigned k_max_prefetch_per_thread = 1000;
+// Push dispatch: every task that arrives is read at once (up to this many
+// held), not only up to capacity. A task read is held and listed in
+// HEARTBEAT; one left unread in the socket is in nobody's report, and a
+// ventilator's sweep after another worker's loss would send it again and
+// count an attempt against it (PROTOCOL.md 7.11, rule 6). What reaches a
+// worker is bounded by the ventilator's in-flight budget anyway (7.2).
+constexpr unsigned k_max_push_held = 10000;
 constexpr std::size_t k_max_cancelled_jobs = 64;
 // A handler still running this long past its task's deadline is abandoned
 // (PROTOCOL.md 6.6).
@@ -97,6 +108,13 @@ class worker::impl {
     bool credit_connected_ = false;
     bool credit_reset_pending_ = false;
     double service_ewma_us_ = -1.0;
+    // Round trip to the ventilator: a grant sent while idle, to the task it
+    // brought (the shortest of the window; the ventilator may have had no
+    // task ready, which only makes a sample longer).
+    void observe_round_trip(clock::time_point now);
+    std::optional<clock::time_point> idle_grant_at_;
+    double rtt_us_ = k_min_rtt_us;
+    clock::time_point rtt_at_{};
     bool done_seen_ = false;
     // Leaving now (a second stop, or too many hung handlers): tasks that still
     // arrive are dropped unanswered, like those queued (PROTOCOL.md 9.3).
@@ -108,7 +126,7 @@ unsigned worker::impl::capacity() const {
     const unsigned threads = std::max(1u, opt_.threads);
     if (opt_.prefetch >= 0) return threads + static_cast<unsigned>(opt_.prefetch);
     if (service_ewma_us_ < 0) return 2 * threads;  // nothing observed yet
-    const double per_thread = std::round(k_assumed_rtt_us / std::max(service_ewma_us_, 1.0));
+    const double per_thread = std::round(rtt_us_ / std::max(service_ewma_us_, 1.0));
     return threads +
            threads * static_cast<unsigned>(std::min<double>(per_thread, k_max_prefetch_per_thread));
 }
@@ -116,6 +134,16 @@ unsigned worker::impl::capacity() const {
 void worker::impl::observe_service_time(std::uint64_t elapsed_us) {
     const double x = static_cast<double>(elapsed_us);
     service_ewma_us_ = service_ewma_us_ < 0 ? x : 0.9 * service_ewma_us_ + 0.1 * x;
+}
+
+void worker::impl::observe_round_trip(clock::time_point now) {
+    if (!idle_grant_at_) return;
+    const double sample = std::chrono::duration<double, std::micro>(now - *idle_grant_at_).count();
+    idle_grant_at_.reset();
+    if (now - rtt_at_ > k_rtt_window || sample <= rtt_us_) {
+        rtt_us_ = std::max(sample, k_min_rtt_us);
+        rtt_at_ = now;
+    }
 }
 
 void worker::impl::send(zmq::socket_t& s, const proto::message& m) {
@@ -325,6 +353,8 @@ expected<worker_summary, worker_error> worker::impl::run() {
                     proto::credit c{id_, free, credit_reset_pending_};
                     proto::encode(c, scratch_);
                     if (dealer.send(zmq::buffer(scratch_), zmq::send_flags::dontwait)) {
+                        if (held_[1] == 0 && credit_outstanding_ == 0)
+                            idle_grant_at_ = clock::now();
                         credit_outstanding_ += free;
                         credit_reset_pending_ = false;
                     } else {
@@ -334,7 +364,7 @@ expected<worker_summary, worker_error> worker::impl::run() {
             }
 
             const bool want_push =
-                !draining && !opt_.tasks_endpoint.empty() && held_[0] < capacity();
+                !draining && !opt_.tasks_endpoint.empty() && held_[0] < k_max_push_held;
             zmq::pollitem_t items[] = {
                 {done.handle(), 0, ZMQ_POLLIN, 0},
                 {sub.handle(), 0, ZMQ_POLLIN, 0},
@@ -386,11 +416,12 @@ expected<worker_summary, worker_error> worker::impl::run() {
                         continue;
                     }
                     if (credit_outstanding_ > 0) --credit_outstanding_;
+                    observe_round_trip(clock::now());
                     accept_task(std::move(*t), origin::credit, results);
                 }
             }
             if (items[4].revents & ZMQ_POLLIN) {
-                while (held_[0] < capacity()) {
+                while (held_[0] < k_max_push_held) {
                     zmq::message_t m;
                     if (!pull.recv(m, zmq::recv_flags::dontwait)) break;
                     auto decoded = proto::decode(m.to_string_view());
