@@ -127,7 +127,7 @@ class sink_loop {
             // Whatever was still queued to it (push dispatch: in its socket
             // buffers) is sent again at once, not after a lease. Published
             // after this batch's ACKs, so its last results are not re-sent.
-            departed_.push_back(b->worker);
+            departed_.push_back(proto::lost{b->worker, b->returned});
         } else if (auto* hb = std::get_if<proto::heartbeat>(&msg)) {
             workers_.heartbeat(*hb, now);
         } else {
@@ -168,8 +168,8 @@ class sink_loop {
             publish(control_, proto::k_topic_retry, scratch_);
         }
         retries_.clear();
-        for (const auto& worker : departed_) {
-            proto::encode(proto::lost{worker, {}}, scratch_);
+        for (const auto& l : departed_) {
+            proto::encode(l, scratch_);
             publish(control_, proto::k_topic_lost, scratch_);
         }
         departed_.clear();
@@ -256,7 +256,7 @@ class sink_loop {
     std::string scratch_;
     std::uint64_t duplicates_ = 0;
     std::uint64_t cancelled_ = 0;
-    std::vector<std::string> departed_;      // said BYE in this batch
+    std::vector<proto::lost> departed_;      // said BYE in this batch, with what they handed back
     std::set<std::string> recorded_wanted_;  // JOB_OPEN with resume in this batch
     std::vector<proto::retry> retries_;      // failures of this batch to send again
     bool wrote_ = false;

@@ -90,8 +90,11 @@ struct encoder {
             pack_ref(p, r);
     }
     void operator()(const bye& m) {
-        header(p, msg_type::bye, 1);
+        header(p, msg_type::bye, 2);
         pack_str(p, m.worker);
+        p.pack_array(static_cast<std::uint32_t>(m.returned.size()));
+        for (const auto& r : m.returned)
+            pack_ref(p, r);
     }
     void operator()(const ack& m) {
         header(p, msg_type::ack, 3);
@@ -301,8 +304,12 @@ message decode_fields(msg_type t, field_reader& r) {
             m.running = read_refs(r, "running");
             return m;
         }
-        case msg_type::bye:
-            return bye{r.name("worker")};
+        case msg_type::bye: {
+            bye m;
+            m.worker = r.name("worker");
+            if (r.has_more()) m.returned = read_refs(r, "returned");
+            return m;
+        }
         case msg_type::ack: {
             ack m;
             m.job = r.name("job");

@@ -285,6 +285,21 @@ TEST_P(Faults, TerminatedWorkerDrainsAndLosesNothing) {
 
     ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 0);
     expect_nothing_lost(n, "SIGTERM one of 3 workers mid-job");
+    // 5.7: what it held and had not started went back in its BYE and was
+    // sent again at once (its LOST), not at a sweep or after a lease. A push
+    // worker holds everything that reached it (8.1, rule 2), so it has some.
+    const auto log = leaving->stderr_text();
+    const auto at = log.find("queued task(s) handed back");
+    if (farm.dispatch() == "push") {
+        ASSERT_NE(at, std::string::npos) << last_lines(log, 5);
+    }
+    if (at != std::string::npos) {
+        const auto name_at = log.find("info worker ") + 12;  // "worker NAME up: ..."
+        const std::string name = log.substr(name_at, log.find(' ', name_at) - name_at);
+        const auto vlog = farm.ventilator().stderr_text();
+        EXPECT_NE(vlog.find("worker " + name + " gone: "), std::string::npos) << vlog;
+        EXPECT_EQ(vlog.find("worker " + name + " gone: 0 task(s)"), std::string::npos) << vlog;
+    }
 }
 
 // 11: a task whose attempts run out (--retries) is recorded failed with the

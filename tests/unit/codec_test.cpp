@@ -123,7 +123,7 @@ std::vector<message> one_of_each() {
                "exit code 3", 1795770000123456},
         hello{"node7-1234-beef", "node7", 1234, 8, "0.1.0"},
         heartbeat{"node7-1234-beef", 99, {{"render-frames", 42, 2}, {"other", 0, 1}}},
-        bye{"node7-1234-beef"},
+        bye{"node7-1234-beef", {{"render-frames", 44, 1}, {"render-frames", 45, 2}}},
         ack{"render-frames", {0, 1, 2, k_u64_max}, {7, 8}},
         lost{"node7-1234-beef", {{"render-frames", 43, 1}}},
         done{"render-frames", 1000, 998, 2, 4, 61000, 1},
@@ -157,6 +157,13 @@ TEST(Codec, JobOpenWithoutItsOptionalFieldsTakesTheirDefaults) {
     d = decode(frame_builder{}.array(4).uint(1).uint(1).str("j").boolean(true).frame());
     ASSERT_TRUE(d) << d.error().detail;
     EXPECT_TRUE(std::get<job_open>(*d) == (job_open{"j", true, 0}));
+}
+
+TEST(Codec, ByeWithoutReturnedHandsNothingBack) {
+    // 5.7: returned is optional; [version, 7, worker] hands nothing back.
+    auto d = decode(frame_builder{}.array(3).uint(1).uint(7).str("w").frame());
+    ASSERT_TRUE(d) << d.error().detail;
+    EXPECT_TRUE(std::get<bye>(*d) == (bye{"w", {}}));
 }
 
 TEST(Codec, RejectsJobOpenWhoseRetriesIsOutOfRange) {
@@ -658,10 +665,10 @@ TEST(Codec, RejectsTooFewFields) {
                               decode_errc::bad_field));
     EXPECT_TRUE(
         rejected_with(frame_builder{}.array(2).uint(1).uint(1).frame(), decode_errc::bad_field));
-    // Every message type, re-packed without its last field (JOB_OPEN's last
-    // fields, resume and retries, are optional: 3.2.5).
+    // Every message type, re-packed without its last field (JOB_OPEN's
+    // resume and retries and BYE's returned are optional: 3.2.5).
     for (const auto& m : one_of_each()) {
-        if (std::holds_alternative<job_open>(m)) continue;
+        if (std::holds_alternative<job_open>(m) || std::holds_alternative<bye>(m)) continue;
         const std::string wire = encode(m);
         msgpack::object_handle oh = msgpack::unpack(wire.data(), wire.size());
         const auto& a = oh.get().via.array;
@@ -870,11 +877,11 @@ TEST(Codec, AcceptsTheNestingDepthHeartbeatNeeds) {
 TEST(Codec, AcceptsFourLevelsOfNestingAndRejectsFive) {
     // 3.4: nesting depth "4 levels of containers, the message's own array
     // counting as one".
-    // BYE [1, 7, worker] with one extra trailing element, nested.
-    const std::string head = frame_builder{}.array(4).uint(1).uint(7).str("w").frame();
+    // STOP [1, 11, job, reason] with one extra trailing element, nested.
+    const std::string head = frame_builder{}.array(5).uint(1).uint(11).str("j").str("r").frame();
     auto four = decode(head + bytes({0x91, 0x91, 0x91, 0x01}));  // message + [[[1]]]
     ASSERT_TRUE(four) << four.error().detail;
-    EXPECT_TRUE(std::get<bye>(*four) == bye{"w"});
+    EXPECT_TRUE(std::get<stop>(*four) == (stop{"j", "r"}));
     EXPECT_TRUE(
         rejected_with(head + bytes({0x91, 0x91, 0x91, 0x91, 0x01}), decode_errc::limit_exceeded));
     EXPECT_TRUE(rejected_with(head + bytes({0x81, 0x00, 0x81, 0x00, 0x81, 0x00, 0x81, 0x00, 0x00}),

@@ -97,6 +97,11 @@ class worker::impl {
     bool watch_hung_handlers(zmq::socket_t& results);
     // Drops queued tasks and abandons running ones (no RESULT for either).
     void abandon_all();
+    // Tasks held and not run, listed in BYE to be sent again at once.
+    void hand_back(proto::task_ref ref);
+    void hand_back_queued();
+    std::vector<proto::task_ref> returned_;
+    bool draining_ = false;
 
     std::unique_ptr<detail::executor_pool> pool_;
     std::string scratch_;
@@ -186,15 +191,30 @@ bool worker::impl::watch_hung_handlers(zmq::socket_t& results) {
 }
 
 void worker::impl::abandon_all() {
-    for (auto& [t, o] : pool_->remove_all_queued())
-        release(o, 1);
-    for (const auto& a : pool_->abandon_running())
+    hand_back_queued();
+    for (const auto& a : pool_->abandon_running()) {
         release(a.from, 1);
+        hand_back(a.ref);
+    }
+}
+
+void worker::impl::hand_back(proto::task_ref ref) {
+    if (returned_.size() < proto::k_max_ids_per_message) returned_.push_back(std::move(ref));
+}
+
+void worker::impl::hand_back_queued() {
+    for (auto& [t, o] : pool_->remove_all_queued()) {
+        release(o, 1);
+        hand_back(proto::task_ref{t.job, t.id, t.attempt});
+    }
 }
 
 void worker::impl::accept_task(proto::task t, origin o, zmq::socket_t& results) {
     if (is_cancelled(t.job)) return;  // the job was stopped: its stragglers are not run
-    if (abandoning_) return;          // sent again after our BYE
+    if (abandoning_ || draining_) {   // handed back in our BYE, to be sent again at once
+        hand_back(proto::task_ref{t.job, t.id, t.attempt});
+        return;
+    }
     ++held_[static_cast<int>(o)];
     auto it = handlers_.find(t.kind);
     if (it != handlers_.end() && it->second.inline_handler) {
@@ -332,6 +352,14 @@ expected<worker_summary, worker_error> worker::impl::run() {
         for (;;) {
             const int level = stop_level();
             const bool draining = level >= 1 || done_seen_ || untrusted;
+            if (draining && !draining_) {
+                // Run only what has started; hand the queued tasks back
+                // (BYE, PROTOCOL.md 5.7) so they are sent again at once.
+                draining_ = true;
+                hand_back_queued();
+                if (!returned_.empty())
+                    spdlog::info("leaving: {} queued task(s) handed back", returned_.size());
+            }
             if ((level >= 2 || untrusted) && !abandoning_) {
                 // Leave now: what is queued or running gets no RESULT and is
                 // sent again after our BYE (PROTOCOL.md 9.3).
@@ -446,7 +474,7 @@ expected<worker_summary, worker_error> worker::impl::run() {
                                                pool_->holding()});
             }
         }
-        send(results, proto::bye{id_});
+        send(results, proto::bye{id_, returned_});
         summary_.frames_dropped = drops_.count();
         if (untrusted)
             return fail(worker_errc::hung_handlers,

@@ -127,9 +127,12 @@ struct heartbeat {
     bool operator==(const heartbeat&) const = default;
 };
 
-// worker -> sink, on graceful exit.
+// worker -> sink, on graceful exit. `returned`: tasks it held and did not
+// run, handed back to be sent again at once (optional on the wire: absent,
+// none).
 struct bye {
     std::string worker;
+    std::vector<task_ref> returned{};
     bool operator==(const bye&) const = default;
 };
 
