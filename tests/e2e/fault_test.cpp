@@ -14,93 +14,13 @@
 
 #include <gtest/gtest.h>
 
+#include "support/fault_report.hpp"
 #include "support/pipeline.hpp"
 
 namespace zfarm::test {
 namespace {
 
-struct fault_report {
-    std::uint64_t attempted = 0;
-    std::uint64_t recorded_ok = 0;
-    std::uint64_t failed = 0;
-    std::uint64_t lost = 0;
-    std::uint64_t duplicates_recorded = 0;
-    std::uint64_t retried = 0;  // recorded with attempts > 1: the work was sent again
-    // RESULTs that reached the sink again and were dropped (its leaving log).
-    std::optional<std::uint64_t> duplicate_deliveries;
-    std::uint64_t kills = 0;  // workers killed or crashed
-    // Longest time from a kill to the start of a task sent again after it.
-    std::optional<double> longest_wait_s;
-};
-
 using wall_clock = std::chrono::system_clock;
-
-double unix_seconds(wall_clock::time_point t) {
-    return std::chrono::duration<double>(t.time_since_epoch()).count();
-}
-
-// "sink leaving: J job(s) done, N duplicate result(s) dropped, ...": N.
-std::optional<std::uint64_t> duplicate_deliveries(const std::string& sink_log) {
-    const std::string marker = " duplicate result(s) dropped";
-    const auto at = sink_log.rfind(marker);
-    if (at == std::string::npos) return std::nullopt;
-    auto from = at;
-    while (from > 0 && std::isdigit(static_cast<unsigned char>(sink_log[from - 1])))
-        --from;
-    if (from == at) return std::nullopt;
-    return std::stoull(sink_log.substr(from, at - from));
-}
-
-// For each task sent again (attempts > 1), the time from the last fault
-// (a kill) before its recorded attempt started to that start; the longest.
-// None without faults, or when no such attempt ran (a task the ventilator
-// gave up on has start 0).
-std::optional<double> longest_wait(const std::vector<nlohmann::json>& results,
-                                   std::vector<wall_clock::time_point> kills) {
-    if (kills.empty()) return std::nullopt;
-    std::sort(kills.begin(), kills.end());
-    std::optional<double> longest;
-    for (const auto& j : results) {
-        if (j.value("attempts", 1) <= 1) continue;
-        const double start = j.value("start", 0.0);
-        double last_kill = -1;
-        for (const auto& k : kills)
-            if (unix_seconds(k) <= start) last_kill = unix_seconds(k);
-        if (last_kill >= 0) longest = std::max(longest.value_or(0.0), start - last_kill);
-    }
-    return longest;
-}
-
-fault_report tally(const std::vector<nlohmann::json>& results, std::uint64_t n) {
-    fault_report r;
-    r.attempted = n;
-    std::map<std::uint64_t, int> seen;
-    for (const auto& j : results) {
-        const auto id = j.value("id", std::uint64_t{0});
-        if (++seen[id] > 1) ++r.duplicates_recorded;
-        (j.value("status", "") == "ok" ? r.recorded_ok : r.failed)++;
-        if (j.value("attempts", 1) > 1) ++r.retried;
-    }
-    for (std::uint64_t id = 0; id < n; ++id)
-        if (!seen.contains(id)) ++r.lost;
-    return r;
-}
-
-void print(const fault_report& r, const std::string& what) {
-    const std::string deliveries =
-        r.duplicate_deliveries ? std::to_string(*r.duplicate_deliveries) : "?";
-    char wait[32] = "-";
-    if (r.longest_wait_s) std::snprintf(wait, sizeof wait, "%.2f s", *r.longest_wait_s);
-    std::printf(
-        "[fault] %s: attempted %llu, recorded ok %llu, failed %llu, lost %llu, duplicates "
-        "recorded %llu, duplicate deliveries %s, re-sent %llu, kills %llu, longest wait %s\n",
-        what.c_str(), static_cast<unsigned long long>(r.attempted),
-        static_cast<unsigned long long>(r.recorded_ok), static_cast<unsigned long long>(r.failed),
-        static_cast<unsigned long long>(r.lost),
-        static_cast<unsigned long long>(r.duplicates_recorded), deliveries.c_str(),
-        static_cast<unsigned long long>(r.retried), static_cast<unsigned long long>(r.kills), wait);
-    std::fflush(stdout);
-}
 
 // One JSON line per task for --tasks-file: {"kind":..,"payload":..}.
 void write_tasks(const std::filesystem::path& path,

@@ -14,47 +14,16 @@
 
 #include <map>
 #include <optional>
-#include <regex>
 #include <thread>
 
 #include <gtest/gtest.h>
 
+#include "support/fault_report.hpp"
 #include "support/netns.hpp"
 #include "support/pipeline.hpp"
 
 namespace zfarm::test {
 namespace {
-
-struct fault_report {
-    std::uint64_t attempted = 0;
-    std::uint64_t recorded_ok = 0;
-    std::uint64_t failed = 0;
-    std::uint64_t lost = 0;
-    std::uint64_t duplicates_recorded = 0;
-    std::uint64_t retried = 0;  // recorded with attempts > 1: the work was sent again
-};
-
-fault_report tally(const std::vector<nlohmann::json>& results, std::uint64_t n) {
-    fault_report r;
-    r.attempted = n;
-    std::map<std::uint64_t, int> seen;
-    for (const auto& j : results) {
-        const auto id = j.value("id", std::uint64_t{0});
-        if (++seen[id] > 1) ++r.duplicates_recorded;
-        (j.value("status", "") == "ok" ? r.recorded_ok : r.failed)++;
-        if (j.value("attempts", 1) > 1) ++r.retried;
-    }
-    for (std::uint64_t id = 0; id < n; ++id)
-        if (!seen.contains(id)) ++r.lost;
-    return r;
-}
-
-std::string describe(const fault_report& r) {
-    return "attempted " + std::to_string(r.attempted) + ", recorded ok " +
-           std::to_string(r.recorded_ok) + ", failed " + std::to_string(r.failed) + ", lost " +
-           std::to_string(r.lost) + ", duplicates recorded " +
-           std::to_string(r.duplicates_recorded) + ", re-sent " + std::to_string(r.retried);
-}
 
 double epoch_seconds() {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
@@ -167,15 +136,6 @@ class Partition : public ::testing::TestWithParam<std::string> {
         return count;
     }
 
-    // From the sink's last words: how many RESULTs it dropped as duplicates
-    // (work that ran twice and was recorded once). "?" when it did not say.
-    std::string duplicates_dropped() {
-        static const std::regex said(R"((\d+) duplicate result\(s\) dropped)");
-        const auto log = farm_->sink().stderr_text();
-        std::smatch m;
-        return std::regex_search(log, m, said) ? m[1].str() : "?";
-    }
-
     // Declared in this order so that the pipeline's programs are killed before
     // the namespace goes.
     std::unique_ptr<network_namespace> ns_;
@@ -233,16 +193,16 @@ TEST_P(Partition, CutOffWorkerLosesNothingAndRejoinsAfterTheHeal) {
     ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 0);
     EXPECT_EQ(farm.sink().wait_for_exit(k_exit_timeout), 0);
     const auto results = read_results(farm.output());
-    const auto report = tally(results, n);
+    auto report = tally(results, n);
+    report.duplicate_deliveries = duplicate_deliveries(farm.sink().stderr_text());
     const auto after_heal = started_after_heal();
     std::printf(
         "[fault] partition (iptables DROP both ways on the veth, no RST), %s: %s; worker cut "
-        "off %s s, declared lost %s, rejoined %s, %zu result(s) started after the heal; sink "
-        "dropped %s duplicate result(s)\n",
+        "off %s s, declared lost %s, rejoined %s, %zu result(s) started after the heal\n",
         farm.dispatch().c_str(), describe(report).c_str(), fixed(cut_off_for).c_str(),
         declared_lost_after ? (fixed(*declared_lost_after) + " s into the cut").c_str() : "never",
         rejoined_after ? (fixed(*rejoined_after) + " s after the heal").c_str() : "never",
-        after_heal, duplicates_dropped().c_str());
+        after_heal);
     EXPECT_EQ(report.lost, 0u);
     EXPECT_EQ(report.duplicates_recorded, 0u);
     EXPECT_TRUE(has_each_id_once(results, n));
@@ -280,13 +240,14 @@ TEST_P(Partition, DegradedLinkLosesNothing) {
             counts.pop_back();
     }
     const auto results = read_results(farm.output());
-    const auto report = tally(results, n);
+    auto report = tally(results, n);
+    report.duplicate_deliveries = duplicate_deliveries(farm.sink().stderr_text());
     const auto by_netns_worker = recorded_by(k_cut_off).size();
     std::printf(
         "[fault] degraded link via %s, %s: %s; the worker behind it recorded %zu and was declared "
-        "lost %zu time(s); sink dropped %s duplicate result(s)%s%s\n",
+        "lost %zu time(s)%s%s\n",
         impairment.c_str(), farm.dispatch().c_str(), describe(report).c_str(), by_netns_worker,
-        sink_log_count(std::string("worker ") + k_cut_off + " lost"), duplicates_dropped().c_str(),
+        sink_log_count(std::string("worker ") + k_cut_off + " lost"),
         counts.empty() ? "" : "; impairer: ", counts.c_str());
     EXPECT_EQ(report.lost, 0u);
     EXPECT_EQ(report.duplicates_recorded, 0u);

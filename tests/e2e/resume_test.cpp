@@ -5,10 +5,10 @@
 // recorded and sends again what died with the old one. Each kill test passes
 // only when every task is recorded exactly once.
 #include <fstream>
-#include <map>
 
 #include <gtest/gtest.h>
 
+#include "support/fault_report.hpp"
 #include "support/pipeline.hpp"
 
 namespace zfarm::test {
@@ -104,24 +104,16 @@ class Restarts : public ::testing::TestWithParam<std::string> {
             wait_until([&] { return count_lines(farm.output()) >= n / 2; }, k_start_timeout));
     }
 
+    // Reports the fault (Jepsen-style, the kill counted) and checks that
+    // every task was recorded exactly once.
     void expect_each_once(const std::string& fault) {
         const auto results = read_results(farm.output());
-        std::map<std::uint64_t, int> seen;
-        for (const auto& r : results)
-            ++seen[r.value("id", std::uint64_t{0})];
-        std::uint64_t lost = 0, duplicates = 0;
-        for (std::uint64_t id = 0; id < n; ++id) {
-            if (!seen.contains(id)) ++lost;
-            if (seen[id] > 1) duplicates += static_cast<std::uint64_t>(seen[id] - 1);
-        }
-        std::printf(
-            "[fault] %s, %s: attempted %llu, recorded %zu, lost %llu, duplicates "
-            "recorded %llu\n",
-            fault.c_str(), farm.dispatch().c_str(), static_cast<unsigned long long>(n),
-            results.size(), static_cast<unsigned long long>(lost),
-            static_cast<unsigned long long>(duplicates));
-        EXPECT_EQ(lost, 0u);
-        EXPECT_EQ(duplicates, 0u);
+        auto report = tally(results, n);
+        report.kills = 1;
+        report.duplicate_deliveries = duplicate_deliveries(farm.sink().stderr_text());
+        print(report, fault + ", " + farm.dispatch());
+        EXPECT_EQ(report.lost, 0u);
+        EXPECT_EQ(report.duplicates_recorded, 0u);
         EXPECT_TRUE(has_each_id_once(results, n));
     }
 };
