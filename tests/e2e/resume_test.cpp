@@ -92,6 +92,7 @@ class Restarts : public ::testing::TestWithParam<std::string> {
   protected:
     pipeline farm{GetParam()};
     static constexpr std::uint64_t n = 4000;
+    std::chrono::system_clock::time_point killed_at;
     std::vector<std::string> workload{"--sleep", std::to_string(n), "--ms",
                                       "2",       "--job",           "phoenix"};
 
@@ -110,6 +111,7 @@ class Restarts : public ::testing::TestWithParam<std::string> {
         const auto results = read_results(farm.output());
         auto report = tally(results, n);
         report.kills = 1;
+        report.longest_wait_s = longest_wait(results, {killed_at});
         report.duplicate_deliveries = duplicate_deliveries(farm.sink().stderr_text());
         print(report, fault + ", " + farm.dispatch());
         EXPECT_EQ(report.lost, 0u);
@@ -122,6 +124,7 @@ class Restarts : public ::testing::TestWithParam<std::string> {
 // --resume: the job completes, every task recorded exactly once.
 TEST_P(Restarts, SinkKilledAndResumedRecordsEachTaskOnce) {
     ASSERT_NO_FATAL_FAILURE(start_and_wait_for_half());
+    killed_at = std::chrono::system_clock::now();
     farm.sink().kill();
     farm.start_sink({"--once", "--resume", "--liveness-timeout", "2"});
 
@@ -136,6 +139,7 @@ TEST_P(Restarts, SinkKilledAndResumedRecordsEachTaskOnce) {
 // completes with every task recorded exactly once.
 TEST_P(Restarts, VentilatorKilledAndResumedRecordsEachTaskOnce) {
     ASSERT_NO_FATAL_FAILURE(start_and_wait_for_half());
+    killed_at = std::chrono::system_clock::now();
     farm.ventilator().kill();
     auto resumed = workload;
     resumed.push_back("--resume");
