@@ -53,7 +53,10 @@ class Faults : public ::testing::TestWithParam<std::string> {
     std::vector<std::string> sink_args{"--once", "--liveness-timeout", "2"};
 
     // A sink, `workers` workers and a ventilator running `n` sleep tasks of
-    // `ms` each as `job`; returns once `recorded` results are in.
+    // `ms` each as `job`; returns once `recorded` results are in. The rest
+    // of the job must take far longer than a loaded machine may take between
+    // `recorded` and the fault the test then injects: seconds, not a
+    // fraction of one.
     void start_job(std::uint64_t n, int workers, int ms, const std::string& job,
                    std::uint64_t recorded) {
         farm.start_sink(sink_args);
@@ -146,7 +149,7 @@ class supervisor {
 // it lost and the ventilator sends its tasks again.
 TEST_P(Faults, WorkerKilledMidJobLosesNothing) {
     constexpr std::uint64_t n = 3000;
-    ASSERT_NO_FATAL_FAILURE(start_job(n, 4, 2, "kill9", n / 4));
+    ASSERT_NO_FATAL_FAILURE(start_job(n, 4, 5, "kill9", n / 4));
     kill(*farm.workers()[1]);
 
     ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 0);
@@ -159,7 +162,7 @@ TEST_P(Faults, WorkerKilledMidJobLosesNothing) {
 // its late results after SIGCONT are dropped as duplicates.
 TEST_P(Faults, StoppedWorkerDoesNotStallTheJob) {
     constexpr std::uint64_t n = 1500;
-    ASSERT_NO_FATAL_FAILURE(start_job(n, 3, 2, "sigstop", n / 5));
+    ASSERT_NO_FATAL_FAILURE(start_job(n, 3, 5, "sigstop", n / 5));
     auto* victim = farm.workers()[0];
     victim->signal(SIGSTOP);
     // The job completes while the victim is still stopped.
@@ -173,7 +176,7 @@ TEST_P(Faults, StoppedWorkerDoesNotStallTheJob) {
 // later: the job completes, each id recorded once.
 TEST_P(Faults, AllWorkersKilledAndReplacedLosesNothing) {
     constexpr std::uint64_t n = 2000;
-    ASSERT_NO_FATAL_FAILURE(start_job(n, 4, 2, "massacre", n / 2));
+    ASSERT_NO_FATAL_FAILURE(start_job(n, 4, 10, "massacre", n / 2));
     for (auto* w : farm.workers())
         kill(*w);
     // The sink declares them all lost before any replacement joins.
