@@ -28,7 +28,9 @@ then measures, on free localhost ports:
               alternate (base, current, current, base, ...). Tasks/s is
               N / (end of the last task - start of the first), from the
               results' start and ms fields; the sink's own figure (job open
-              to done, so it includes start-up) is printed too.
+              to done, so it includes start-up) is printed too, and the CPU
+              time (user + sys, GNU time) per task of all the processes and
+              of each kind, which other load on the machine disturbs less.
 
 Options:
   --base REV        baseline commit (default 4dc7486: the core pipeline,
@@ -53,6 +55,8 @@ summaries, fixed key=value lines, times in seconds, medians over the runs:
   throughput mode=push tasks=1000000 base_tps=80000 current_tps=78000
       ratio=0.975 pair_ratio_median=0.971 base_sink_tps=... current_sink_tps=...
       sink_ratio=... n=5
+  cpu mode=push tasks=1000000 cpu_base_us=11.7 cpu_current_us=12.1
+      cpu_ratio=1.034 cpu_sink_base_us=... (and cpu_vent_, cpu_workers_) n=5
 
 (each on one line). ratio is the ratio of the medians; pair_ratio_median the
 median of each repetition's current/base.
@@ -121,13 +125,22 @@ base_tree=$work/base
 # Every process this script starts (each wrapped in timeout(1), so that even
 # a SIGKILLed script leaves nothing running for long).
 pids=()
+# tree PID: PID and its descendants, deepest first
+tree() {
+    local child
+    for child in $(pgrep -P "$1" || true); do tree "$child"; done
+    echo "$1"
+}
 stop_pids() {
     local pid alive=() i
     for pid in "$@"; do
         kill -0 "$pid" 2>/dev/null && alive+=("$pid")
     done
     ((${#alive[@]})) || return 0
-    kill -TERM "${alive[@]}" 2>/dev/null || true # timeout passes it on
+    for pid in "${alive[@]}"; do # the programs first, then their wrappers
+        # shellcheck disable=SC2046 # a list of pids
+        kill -TERM $(tree "$pid") 2>/dev/null || true
+    done
     for ((i = 0; i < 30; i++)); do
         for pid in "${alive[@]}"; do
             kill -0 "$pid" 2>/dev/null && break
@@ -136,9 +149,9 @@ stop_pids() {
         [[ -z $pid ]] && break
         sleep 0.1
     done
-    for pid in "${alive[@]}"; do # a KILL is not passed on: kill the child too
-        pkill -KILL -P "$pid" 2>/dev/null || true
-        kill -KILL "$pid" 2>/dev/null || true
+    for pid in "${alive[@]}"; do
+        # shellcheck disable=SC2046 # a list of pids
+        kill -KILL $(tree "$pid") 2>/dev/null || true
     done
     { wait "${alive[@]}" || true; } 2>/dev/null
 }
@@ -229,6 +242,22 @@ wait_listening() {
 ep() { echo "tcp://127.0.0.1:$1"; }
 limit=600 # seconds any one process may live
 
+# launch NAME CMD...: runs CMD under timeout(1) and, when cpu_dir is set,
+# under GNU time, which writes its CPU seconds "USER SYS" to cpu_dir/NAME.cpu
+# (the wait4 rusage of timeout includes the program it reaped).
+cpu_dir=''
+have_time=0
+[[ -x /usr/bin/time ]] && have_time=1
+launch() {
+    local name=$1
+    shift
+    if [[ -n $cpu_dir ]] && ((have_time)); then
+        /usr/bin/time -f '%U %S' -o "$cpu_dir/$name.cpu" timeout -k 5 "$limit" "$@"
+    else
+        timeout -k 5 "$limit" "$@"
+    fi
+}
+
 # start_pipeline BIN DIR WORKERS SINK_ARGS -- VENT_ARGS: a sink (--once), a
 # ventilator and WORKERS workers (worker-1..N, --exit-when-done), logs in DIR.
 # Sets sink_pid, vent_pid, worker_pids (the timeout(1) processes). The sink and
@@ -248,7 +277,7 @@ start_pipeline() {
     for attempt in 1 2 3; do
         pr=$(pick_port) && chosen+=("$pr")
         pc=$(pick_port) && chosen+=("$pc")
-        timeout -k 5 "$limit" "$bin/zfarm-sink" --once -o "$dir/results.jsonl" \
+        launch sink "$bin/zfarm-sink" --once -o "$dir/results.jsonl" \
             --results "$(ep "$pr")" --control "$(ep "$pc")" "${sink_args[@]}" 2>"$dir/sink.log" &
         sink_pid=$!
         pids+=("$sink_pid")
@@ -262,7 +291,7 @@ start_pipeline() {
     for attempt in 1 2 3; do
         pt=$(pick_port) && chosen+=("$pt")
         pk=$(pick_port) && chosen+=("$pk")
-        timeout -k 5 "$limit" "$bin/zfarm-ventilator" --tasks "$(ep "$pt")" --credit "$(ep "$pk")" \
+        launch ventilator "$bin/zfarm-ventilator" --tasks "$(ep "$pt")" --credit "$(ep "$pk")" \
             --results "$(ep "$pr")" --control "$(ep "$pc")" "${vent_args[@]}" \
             >"$dir/ventilator.out" 2>"$dir/ventilator.log" &
         vent_pid=$!
@@ -276,7 +305,7 @@ start_pipeline() {
     done
     worker_pids=()
     for ((i = 1; i <= n; i++)); do
-        timeout -k 5 "$limit" "$bin/zfarm-worker" --exit-when-done --id "worker-$i" \
+        launch "worker-$i" "$bin/zfarm-worker" --exit-when-done --id "worker-$i" \
             --tasks "$(ep "$pt")" --credit "$(ep "$pk")" --results "$(ep "$pr")" \
             --control "$(ep "$pc")" 2>"$dir/worker-$i.log" &
         worker_pids+=($!)
@@ -348,14 +377,14 @@ recovery_run() {
         return 0
     }
     # Mid-job: once a fifth of the tasks are recorded, kill worker-2 itself
-    # (the child of its timeout process) with SIGKILL.
+    # (the deepest process under its wrappers) with SIGKILL.
     local deadline=$((SECONDS + 60))
     while (($(wc -l <"$dir/results.jsonl" 2>/dev/null || echo 0) < sleep_tasks / 5)); do
         if ((SECONDS >= deadline)) || ! kill -0 "$vent_pid" 2>/dev/null; then break; fi
         sleep 0.02
     done
-    victim=$(pgrep -P "${worker_pids[1]}" || true)
-    if [[ -z $victim ]]; then
+    victim=$(tree "${worker_pids[1]}" | head -n 1)
+    if [[ $(ps -o comm= -p "$victim" 2>/dev/null || true) != zfarm-worker ]]; then
         finish_pipeline 60 || true
         echo "run recovery mode=$mode liveness=$live i=$rep error=no-victim"
         failed_runs=$((failed_runs + 1))
@@ -435,17 +464,35 @@ fi
 
 # --- throughput -------------------------------------------------------------
 
+# cpu_us FILE...: the CPU microseconds (user + sys) the GNU time files record,
+# summed, per task of the job; "-" if a file is missing.
+cpu_us() {
+    local f
+    for f in "$@"; do [[ -s $f ]] || {
+        echo -
+        return
+    }; done
+    tail -q -n 1 "$@" | awk -v n="$echo_tasks" '{ s += $1 + $2 } END { printf "%.2f\n", s * 1e6 / n }'
+}
+
 # throughput_run WHICH MODE I: one echo job on the WHICH (base or current)
-# build; prints a "run throughput" line and sets tps and sink_tps.
+# build; prints a "run throughput" line and appends its figures to
+# tp[WHICH/MODE/KEY] for KEY tps, sink_tps, cpu (all processes, us/task),
+# cpu_sink, cpu_ventilator, cpu_workers.
 throughput_run() {
-    local which=$1 mode=$2 rep=$3 dir bin
+    local which=$1 mode=$2 rep=$3 dir bin n tps=- sink_tps=- ok=1 k
+    local cpu=- cpu_sink=- cpu_vent=- cpu_workers=-
     dir=$work/throughput-$which-$mode-$rep
     mkdir -p "$dir"
     bin=$current_bin
     [[ $which == base ]] && bin=$base_bin
-    tps=- sink_tps=-
+    cpu_dir=$dir
     if ! start_pipeline "$bin" "$dir" 2 -- --dispatch "$mode" --echo "$echo_tasks" ||
         ! finish_pipeline 300; then
+        ok=0
+    fi
+    cpu_dir=''
+    if ((!ok)); then
         echo "run throughput mode=$mode build=$which i=$rep error=job-failed dir=$dir"
         failed_runs=$((failed_runs + 1))
         return 0
@@ -463,51 +510,73 @@ throughput_run() {
         "$dir/results.jsonl")
     sink_tps=$(sed -n 's/.* done: .* (\([0-9]*\) tasks\/s).*/\1/p' "$dir/sink.log" | tail -n 1)
     sink_tps=${sink_tps:--}
-    echo "run throughput mode=$mode build=$which i=$rep tasks=$n tps=$tps sink_tps=$sink_tps"
+    if ((have_time)); then
+        cpu=$(cpu_us "$dir"/*.cpu)
+        cpu_sink=$(cpu_us "$dir/sink.cpu")
+        cpu_vent=$(cpu_us "$dir/ventilator.cpu")
+        cpu_workers=$(cpu_us "$dir"/worker-*.cpu)
+    fi
+    echo "run throughput mode=$mode build=$which i=$rep tasks=$n tps=$tps sink_tps=$sink_tps" \
+        "cpu_us_per_task=$cpu sink_us=$cpu_sink ventilator_us=$cpu_vent workers_us=$cpu_workers"
+    for k in tps sink_tps cpu cpu_sink cpu_vent cpu_workers; do
+        tp[$which/$mode/$k]+=" ${!k}"
+    done
+    last_tps=$tps
     ((keep)) || rm -rf "$dir"
 }
 
+# ratio CURRENT BASE: CURRENT / BASE to 3 decimals, or "-"
+ratio() {
+    if [[ $1 == - || $2 == - ]]; then
+        echo -
+    else
+        awk -v b="$2" -v c="$1" 'BEGIN { printf "%.3f\n", c / b }'
+    fi
+}
+# round: its input number to a whole one ("-" stays)
+round() { awk '{ if ($1 == "-") print; else printf "%.0f\n", $1 }'; }
+# med WHICH/MODE/KEY: the median of tp[WHICH/MODE/KEY], or "-"
+med() {
+    local m _
+    # shellcheck disable=SC2086 # a list of numbers
+    read -r m _ < <(stats ${tp[$1]:-})
+    echo "$m"
+}
+
 if [[ $only != recovery ]]; then
-    declare -A tp_base tp_cur sk_base sk_cur tp_ratio
+    declare -A tp pair
     for ((rep = 1; rep <= reps; rep++)); do
         for mode in "${mode_list[@]}"; do
             # ABBA: base first on odd repetitions, current first on even ones.
             order=(base current)
             ((rep % 2)) || order=(current base)
+            declare -A got=()
             for which in "${order[@]}"; do
                 throughput_run "$which" "$mode" "$rep"
-                if [[ $which == base ]]; then
-                    tp_base[$mode]+=" $tps" sk_base[$mode]+=" $sink_tps" b=$tps
-                else
-                    tp_cur[$mode]+=" $tps" sk_cur[$mode]+=" $sink_tps" c=$tps
-                fi
+                got[$which]=$last_tps
             done
-            if [[ $b != - && $c != - ]]; then
-                tp_ratio[$mode]+=" $(awk -v b="$b" -v c="$c" 'BEGIN { printf "%.4f", c / b }')"
+            if [[ ${got[base]} != - && ${got[current]} != - ]]; then
+                pair[$mode]+=" $(ratio "${got[current]}" "${got[base]}")"
             fi
         done
     done
-    ratio() { # ratio CURRENT BASE
-        [[ $1 == - || $2 == - ]] && {
-            echo -
-            return
-        }
-        awk -v b="$2" -v c="$1" 'BEGIN { printf "%.3f\n", c / b }'
-    }
     for mode in "${mode_list[@]}"; do
-        # shellcheck disable=SC2086 # the sums are lists of numbers
+        # shellcheck disable=SC2086 # a list of numbers
         {
-            read -r bm _ < <(stats ${tp_base[$mode]:-})
-            read -r cm _ < <(stats ${tp_cur[$mode]:-})
-            read -r sbm _ < <(stats ${sk_base[$mode]:-})
-            read -r scm _ < <(stats ${sk_cur[$mode]:-})
-            read -r pr_ _ < <(stats ${tp_ratio[$mode]:-})
-            n=$(printf '%s\n' ${tp_ratio[$mode]:-} | grep -Ec '^[0-9.]+$' || true)
+            read -r pm _ < <(stats ${pair[$mode]:-})
+            n=$(printf '%s\n' ${pair[$mode]:-} | grep -Ec '^[0-9.]+$' || true)
         }
-        printf 'throughput mode=%s tasks=%s base_tps=%.0f current_tps=%.0f ratio=%s' \
-            "$mode" "$echo_tasks" "${bm/-/0}" "${cm/-/0}" "$(ratio "$cm" "$bm")"
-        printf ' pair_ratio_median=%s base_sink_tps=%.0f current_sink_tps=%.0f sink_ratio=%s n=%s\n' \
-            "$pr_" "${sbm/-/0}" "${scm/-/0}" "$(ratio "$scm" "$sbm")" "$n"
+        b=$(med "base/$mode/tps" | round) c=$(med "current/$mode/tps" | round)
+        bs=$(med "base/$mode/sink_tps" | round) cs=$(med "current/$mode/sink_tps" | round)
+        echo "throughput mode=$mode tasks=$echo_tasks base_tps=$b current_tps=$c" \
+            "ratio=$(ratio "$c" "$b") pair_ratio_median=$pm base_sink_tps=$bs" \
+            "current_sink_tps=$cs sink_ratio=$(ratio "$cs" "$bs") n=$n"
+        line="cpu mode=$mode tasks=$echo_tasks"
+        for k in cpu cpu_sink cpu_vent cpu_workers; do
+            b=$(med "base/$mode/$k") c=$(med "current/$mode/$k")
+            line+=" ${k}_base_us=$b ${k}_current_us=$c ${k}_ratio=$(ratio "$c" "$b")"
+        done
+        echo "$line n=$n"
     done
 fi
 
