@@ -205,7 +205,7 @@ fi
 
 printf 'bench-faults current=%s base=%s nproc=%s cpu="%s" kernel=%s date=%s\n' \
     "$current_rev" "$base_rev" "$(nproc)" \
-    "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" \
+    "$(sed -n '/^model name/{s/^model name[[:space:]]*: //p;q}' /proc/cpuinfo)" \
     "$(uname -r)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 # --- processes and ports ----------------------------------------------------
@@ -383,7 +383,7 @@ recovery_run() {
         if ((SECONDS >= deadline)) || ! kill -0 "$vent_pid" 2>/dev/null; then break; fi
         sleep 0.02
     done
-    victim=$(tree "${worker_pids[1]}" | head -n 1)
+    victim=$(tree "${worker_pids[1]}" | awk 'NR == 1') # not head: no SIGPIPE
     if [[ $(ps -o comm= -p "$victim" 2>/dev/null || true) != zfarm-worker ]]; then
         finish_pipeline 60 || true
         echo "run recovery mode=$mode liveness=$live i=$rep error=no-victim"
