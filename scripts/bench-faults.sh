@@ -37,7 +37,7 @@ Options:
                     before leases, heartbeats and re-dispatch)
   -n N              repetitions of each measurement (default 5)
   --modes LIST      dispatch modes, comma-separated (default push,credit)
-  --liveness LIST   sink --liveness-timeout values for recovery (default 3,1)
+  --liveness LIST   sink --liveness-timeout values for recovery (default 2.5,1)
   --sleep-tasks N   tasks of the recovery job (default 800, 50 ms each)
   --echo N          tasks of the throughput job (default 1000000)
   --only WHAT       recovery or throughput (default both)
@@ -74,7 +74,7 @@ die() {
     exit 2
 }
 
-base_rev=4dc7486 reps=5 modes=push,credit livenesses=3,1 sleep_tasks=800
+base_rev=4dc7486 reps=5 modes=push,credit livenesses=2.5,1 sleep_tasks=800
 echo_tasks=1000000 only='' keep=0 jobs=$(nproc 2>/dev/null || echo 2)
 need_arg() { (($1 >= 2)) || die "$2 needs a value"; }
 while (($#)); do

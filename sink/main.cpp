@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
     app.add_flag("--resume", opt.resume,
                  "Rebuild what was recorded from --output (cutting a torn last line) first");
     app.add_flag("--once", opt.once, "Exit after the first job completes");
-    double liveness = 3.0;
+    double liveness = 2.5;
     app.add_option("--liveness-timeout", liveness,
                    "Seconds of silence after which a worker is lost and its tasks re-sent")
         ->check(CLI::Range(0.5, 3600.0))

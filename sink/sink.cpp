@@ -26,6 +26,9 @@ constexpr int k_batch = 4096;  // frames handled between ACK flushes
 constexpr auto k_done_republish = std::chrono::milliseconds(1000);
 constexpr auto k_once_grace = std::chrono::milliseconds(300);
 constexpr auto k_poll_interval = std::chrono::milliseconds(100);
+// A worker is declared lost within this of its liveness timeout; relays,
+// which carry every held id, stay at k_done_republish.
+constexpr auto k_liveness_check = std::chrono::milliseconds(250);
 
 class sink_loop {
   public:
@@ -187,16 +190,21 @@ class sink_loop {
         return finished.size();
     }
 
-    // About once a second: declares silent workers lost (LOST, so their
-    // tasks are re-sent at once) and tells each job's ventilator which of its
-    // tasks live workers hold (an ACK with `running`, renewing their leases).
-    void tick(clock::time_point now) {
+    // Every k_liveness_check: declares silent workers lost (LOST, so their
+    // tasks are re-sent at once).
+    void check_liveness(clock::time_point now) {
         for (const auto& l : workers_.expire(now)) {
             spdlog::warn("worker {} lost: silent for too long, holding {} task(s)", l.worker,
                          l.tasks.size());
             proto::encode(l, scratch_);
             publish(control_, proto::k_topic_lost, scratch_);
         }
+    }
+
+    // About once a second: tells each job's ventilator which of its tasks
+    // live workers hold (an ACK with `running`, renewing their leases).
+    void relay(clock::time_point now) {
+        check_liveness(now);
         for (const auto& job : jobs_.open_names()) {
             proto::ack a{job, {}, workers_.held(job)};
             if (a.running.size() > proto::k_max_ids_per_message)
@@ -304,6 +312,7 @@ expected<sink_summary, std::string> run_sink(const sink_options& opt) {
         sink_loop loop(results, control, *writer, opt.liveness_timeout, std::move(jobs));
         sink_summary summary;
         auto next_republish = clock::now() + k_done_republish;
+        auto next_liveness_check = clock::now() + k_liveness_check;
         std::optional<clock::time_point> leave_at;
         while (stop_requests() == 0) {
             zmq::pollitem_t items[] = {{results.handle(), 0, ZMQ_POLLIN, 0}};
@@ -317,8 +326,12 @@ expected<sink_summary, std::string> run_sink(const sink_options& opt) {
             if (items[0].revents & ZMQ_POLLIN) loop.drain(now);
             const bool ended = loop.settle(now, summary) > 0 || loop.cancelled() > 0;
             if (ended && opt.once && !leave_at) leave_at = now + k_once_grace;
+            if (now >= next_liveness_check) {
+                loop.check_liveness(now);
+                next_liveness_check = now + k_liveness_check;
+            }
             if (now >= next_republish || leave_at) {
-                loop.tick(now);
+                loop.relay(now);
                 loop.republish_done();
                 next_republish = now + (leave_at ? k_poll_interval : k_done_republish);
             }

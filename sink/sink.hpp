@@ -20,7 +20,7 @@ struct sink_options {
     bool once = false;         // return after the first job completes
     bool resume = false;       // rebuild the recorded set from `output` first
     // A worker silent this long is lost: its tasks are re-sent (LOST).
-    std::chrono::steady_clock::duration liveness_timeout = std::chrono::seconds(3);
+    std::chrono::steady_clock::duration liveness_timeout = std::chrono::milliseconds(2500);
     transport_options transport;
 };
 
