@@ -93,8 +93,10 @@ class Restarts : public ::testing::TestWithParam<std::string> {
     pipeline farm{GetParam()};
     static constexpr std::uint64_t n = 4000;
     std::chrono::system_clock::time_point killed_at;
+    // 5 ms tasks: seconds of work left after the kill point, even on a
+    // loaded machine (the kill must come before the job ends).
     std::vector<std::string> workload{"--sleep", std::to_string(n), "--ms",
-                                      "2",       "--job",           "phoenix"};
+                                      "5",       "--job",           "phoenix"};
 
     void start_and_wait_for_half() {
         farm.start_sink({"--once", "--liveness-timeout", "2"});
