@@ -210,36 +210,8 @@ printf 'bench-faults current=%s base=%s nproc=%s cpu="%s" kernel=%s date=%s\n' \
 
 # --- processes and ports ----------------------------------------------------
 
-port_in_use() { [[ -n $(ss -Htan "sport = :$1") ]]; }
-listening() { [[ -n $(ss -Hltn "sport = :$1") ]]; }
-chosen=()
-pick_port() { # prints a free port in 20000-60000 not chosen before in this run
-    local p i
-    for ((i = 0; i < 500; i++)); do
-        p=$((20000 + ((RANDOM << 15) | RANDOM) % 40001))
-        [[ " ${chosen[*]} " == *" $p "* ]] && continue
-        port_in_use "$p" && continue
-        echo "$p"
-        return 0
-    done
-    die "no free TCP port found in 20000-60000"
-}
-# wait_listening any|all PID PORT...: true once any (all) of PORTS listen;
-# false if PID exited first or 10 s passed.
-wait_listening() {
-    local mode=$1 pid=$2 i port up
-    shift 2
-    for ((i = 0; i < 200; i++)); do
-        up=0
-        for port in "$@"; do listening "$port" && up=$((up + 1)); done
-        [[ $mode == any ]] && ((up > 0)) && return 0
-        ((up == $#)) && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-ep() { echo "tcp://127.0.0.1:$1"; }
+# shellcheck source=scripts/lib/ports.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/ports.sh"
 limit=600 # seconds any one process may live
 
 # launch NAME CMD...: runs CMD under timeout(1) and, when cpu_dir is set,

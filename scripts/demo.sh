@@ -124,60 +124,15 @@ trap cleanup EXIT
 trap 'echo "demo.sh: interrupted; logs in $dir" >&2; exit 130' INT
 trap 'exit 143' TERM HUP
 
-# A port is free when no TCP socket, listening or connected, uses it.
-have_ss=0
-command -v ss >/dev/null 2>&1 && have_ss=1
-port_in_use() {
-    if ((have_ss)); then
-        [[ -n $(ss -Htan "sport = :$1") ]]
-    else
-        (: <>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-    fi
-}
-listening() {
-    if ((have_ss)); then
-        [[ -n $(ss -Hltn "sport = :$1") ]]
-    else
-        (: <>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-    fi
-}
-chosen=()
-pick_port() { # prints a free port in 20000-60000 not chosen before
-    local p i
-    for ((i = 0; i < 500; i++)); do
-        p=$((20000 + ((RANDOM << 15) | RANDOM) % 40001))
-        [[ " ${chosen[*]} " == *" $p "* ]] && continue
-        port_in_use "$p" && continue
-        echo "$p"
-        return 0
-    done
-    die "no free TCP port found in 20000-60000"
-}
-# wait_listening all|any PID LOG PORT...: true once all (or any) of PORTS
-# listen; false if PID exited first or 10 s passed.
-wait_listening() {
-    local mode=$1 pid=$2 log=$3 i port up
-    shift 3
-    for ((i = 0; i < 200; i++)); do
-        up=0
-        for port in "$@"; do
-            listening "$port" && up=$((up + 1))
-        done
-        [[ $mode == any ]] && ((up > 0)) && return 0
-        ((up == $#)) && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    printf 'demo.sh: port %s not listening after 10 s; see %s\n' "$*" "$log" >&2
-    return 1
-}
+# shellcheck source=scripts/lib/ports.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/ports.sh"
+
 # A process that exits because another one took its port in the meantime.
 lost_port_race() { grep -qi 'address already in use' "$1"; }
 show_log() {
     printf -- '--- %s (last lines)\n' "$1" >&2
     tail -n 15 "$1" >&2 || true
 }
-ep() { echo "tcp://127.0.0.1:$1"; }
 
 # The sink first, then the ventilator, each once its ports listen: a worker
 # started later connects at once, whereas one started before the ventilator
@@ -193,7 +148,7 @@ for attempt in 1 2 3; do
         2>"$sink_log" &
     sink_pid=$!
     pids+=("$sink_pid")
-    wait_listening all "$sink_pid" "$sink_log" "$pr" "$pc" && break
+    wait_listening all "$sink_pid" "$pr" "$pc" && break
     cleanup
     if ((attempt == 3)) || ! lost_port_race "$sink_log"; then
         show_log "$sink_log"
@@ -210,7 +165,7 @@ for attempt in 1 2 3; do
     vent_pid=$!
     pids+=("$vent_pid")
     # It binds the tasks port (push dispatch) or the credit port (credit).
-    wait_listening any "$vent_pid" "$vent_log" "$pt" "$pk" && break
+    wait_listening any "$vent_pid" "$pt" "$pk" && break
     status=0
     if kill -0 "$vent_pid" 2>/dev/null; then
         kill -TERM "$vent_pid"
