@@ -38,7 +38,7 @@ class sink_loop {
           control_(control),
           out_(out),
           jobs_(std::move(jobs)),
-          workers_(liveness_timeout) {}
+          workers_(liveness_timeout, k_liveness_check) {}
 
     // Handles every frame waiting on the results socket, up to k_batch.
     void drain(clock::time_point now) {
@@ -193,7 +193,14 @@ class sink_loop {
     // Every k_liveness_check: declares silent workers lost (LOST, so their
     // tasks are re-sent at once).
     void check_liveness(clock::time_point now) {
-        for (const auto& l : workers_.expire(now)) {
+        clock::duration paused{};
+        auto lost = workers_.expire(now, &paused);
+        if (paused > clock::duration::zero())
+            spdlog::warn(
+                "sink was paused for {} ms: its workers' silence meanwhile is not held "
+                "against them",
+                std::chrono::duration_cast<std::chrono::milliseconds>(paused).count());
+        for (const auto& l : lost) {
             spdlog::warn("worker {} lost: silent for too long, holding {} task(s)", l.worker,
                          l.tasks.size());
             proto::encode(l, scratch_);

@@ -1,5 +1,7 @@
 #include "worker_table.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 namespace zfarm::sink {
@@ -31,8 +33,16 @@ void worker_table::bye(const std::string& worker) {
     workers_.erase(worker);
 }
 
-std::vector<proto::lost> worker_table::expire(clock::time_point now) {
+std::vector<proto::lost> worker_table::expire(clock::time_point now, clock::duration* paused) {
     std::vector<proto::lost> out;
+    const clock::duration gap = last_check_ ? now - *last_check_ : clock::duration::zero();
+    last_check_ = now;
+    const clock::duration excused =
+        gap > 4 * check_interval_ ? gap - check_interval_ : clock::duration::zero();
+    if (paused) *paused = excused;
+    if (excused > clock::duration::zero())
+        for (auto& [name, e] : workers_)
+            e.last_seen = std::min(now, e.last_seen + excused);
     for (auto it = workers_.begin(); it != workers_.end();) {
         if (now - it->second.last_seen <= timeout_) {
             ++it;

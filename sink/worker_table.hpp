@@ -3,11 +3,15 @@
 // A worker silent for longer than the liveness timeout is lost: its tasks are
 // reported (LOST) so the ventilator re-sends them at once. A lost worker
 // that speaks again rejoins.
+// Silence is measured only while the sink listens: a sink that was itself
+// paused (a disk stall, SIGSTOP, a descheduled VM) does not blame its
+// workers for the messages it did not read meanwhile.
 // Not thread-safe; owned by the sink's main thread.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -21,7 +25,11 @@ class worker_table {
     using clock = std::chrono::steady_clock;
     static constexpr std::size_t k_max_workers = 100000;
 
-    explicit worker_table(clock::duration timeout) : timeout_(timeout) {}
+    // `check_interval`: how often expire() is called; a gap of more than
+    // four of them between two calls is a pause of the sink.
+    explicit worker_table(clock::duration timeout,
+                          clock::duration check_interval = std::chrono::milliseconds(250))
+        : timeout_(timeout), check_interval_(check_interval) {}
 
     void hello(const proto::hello& h, clock::time_point now);
     void heartbeat(const proto::heartbeat& hb, clock::time_point now);
@@ -31,8 +39,11 @@ class worker_table {
     void bye(const std::string& worker);
 
     // Workers silent for longer than the timeout, removed, each with the
-    // tasks it last reported. Call about once a second.
-    std::vector<proto::lost> expire(clock::time_point now);
+    // tasks it last reported. Call every check interval. When the previous
+    // call is more than four intervals ago, the sink was paused: the time
+    // beyond one interval is not counted as anyone's silence, and is
+    // returned in `paused` (zero otherwise).
+    std::vector<proto::lost> expire(clock::time_point now, clock::duration* paused = nullptr);
 
     // Ids of `job` that live workers report holding, for lease renewal.
     std::vector<std::uint64_t> held(const std::string& job) const;
@@ -47,6 +58,8 @@ class worker_table {
     entry* touch(const std::string& worker, clock::time_point now);
 
     clock::duration timeout_;
+    clock::duration check_interval_;
+    std::optional<clock::time_point> last_check_;
     std::unordered_map<std::string, entry> workers_;
     std::unordered_map<std::string, bool> ever_lost_;
     std::uint64_t lost_count_ = 0;

@@ -6,6 +6,9 @@
 // dispatch it simply stops granting credit.
 #include <signal.h>
 
+#include <chrono>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "support/pipeline.hpp"
@@ -47,6 +50,31 @@ TEST_P(Stall, OtherWorkersKeepRecordingWhileOneIsStopped) {
     ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 0);
     stopped->signal(SIGCONT);
     EXPECT_EQ(farm.sink().wait_for_exit(k_exit_timeout), 0);
+    EXPECT_TRUE(has_each_id_once(read_results(farm.output()), n));
+}
+
+// PROTOCOL.md 7.9, rule 2: a sink that could not read for a while (here
+// SIGSTOP; in the field a stalled disk) does not count that time as its
+// workers' silence, so it does not declare the whole fleet lost on resuming.
+TEST_P(Stall, StoppedSinkDeclaresNoWorkerLostWhenItResumes) {
+    constexpr std::uint64_t n = 4000;
+    farm.start_sink({"--once"});
+    for (int i = 0; i < 2; ++i)
+        farm.start_worker({"--exit-when-done"});
+    farm.start_ventilator({"--sleep", std::to_string(n), "--ms", "2", "--job", "sink-stall"});
+    ASSERT_TRUE(wait_until([&] { return count_lines(farm.output()) >= 200; }, k_start_timeout));
+
+    farm.sink().signal(SIGSTOP);
+    // The pause is the fault itself: longer than the liveness timeout (2.5 s)
+    // plus the lag of a check.
+    std::this_thread::sleep_for(std::chrono::seconds(4));
+    farm.sink().signal(SIGCONT);
+
+    ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 0);
+    EXPECT_EQ(farm.sink().wait_for_exit(k_exit_timeout), 0);
+    const auto log = farm.sink().stderr_text();
+    EXPECT_NE(log.find("sink was paused for "), std::string::npos) << log;
+    EXPECT_EQ(log.find(" lost:"), std::string::npos) << log;
     EXPECT_TRUE(has_each_id_once(read_results(farm.output()), n));
 }
 
