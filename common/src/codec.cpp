@@ -62,7 +62,7 @@ struct encoder {
         p.pack(m.timeout_ms);
     }
     void operator()(const result& m) {
-        header(p, msg_type::result, 9);
+        header(p, msg_type::result, 10);
         pack_str(p, m.job);
         p.pack(m.id);
         p.pack(m.attempt);
@@ -72,6 +72,7 @@ struct encoder {
         pack_bin(p, m.output);
         pack_str(p, m.error);
         p.pack(m.started_us);
+        pack_str(p, m.kind);
     }
     void operator()(const hello& m) {
         header(p, msg_type::hello, 5);
@@ -97,13 +98,16 @@ struct encoder {
             pack_ref(p, r);
     }
     void operator()(const ack& m) {
-        header(p, msg_type::ack, 3);
+        header(p, msg_type::ack, 4);
         pack_str(p, m.job);
         p.pack_array(static_cast<std::uint32_t>(m.ids.size()));
         for (auto id : m.ids)
             p.pack(id);
         p.pack_array(static_cast<std::uint32_t>(m.running.size()));
         for (auto id : m.running)
+            p.pack(id);
+        p.pack_array(static_cast<std::uint32_t>(m.failed.size()));
+        for (auto id : m.failed)
             p.pack(id);
     }
     void operator()(const lost& m) {
@@ -286,6 +290,7 @@ message decode_fields(msg_type t, field_reader& r) {
             m.output = r.bytes("output");
             m.error = r.text("error");
             m.started_us = r.uint<std::uint64_t>("started_us");
+            if (r.has_more()) m.kind = r.name("kind");
             return m;
         }
         case msg_type::hello: {
@@ -315,6 +320,7 @@ message decode_fields(msg_type t, field_reader& r) {
             m.job = r.name("job");
             m.ids = read_ids(r, "ids");
             m.running = read_ids(r, "running");
+            if (r.has_more()) m.failed = read_ids(r, "failed");
             return m;
         }
         case msg_type::lost: {

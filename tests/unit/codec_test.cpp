@@ -120,11 +120,11 @@ std::vector<message> one_of_each() {
         job_close{"render-frames", 1000, false},
         task{"render-frames", 42, 2, "exec", k_binary, 30000},
         result{"render-frames", 42, 2, "node7-1234-beef", task_status::failed, 1234567, k_binary,
-               "exit code 3", 1795770000123456},
+               "exit code 3", 1795770000123456, "exec"},
         hello{"node7-1234-beef", "node7", 1234, 8, "0.1.0"},
         heartbeat{"node7-1234-beef", 99, {{"render-frames", 42, 2}, {"other", 0, 1}}},
         bye{"node7-1234-beef", {{"render-frames", 44, 1}, {"render-frames", 45, 2}}},
-        ack{"render-frames", {0, 1, 2, k_u64_max}, {7, 8}},
+        ack{"render-frames", {0, 1, 2, k_u64_max}, {7, 8}, {1}},
         lost{"node7-1234-beef", {{"render-frames", 43, 1}}},
         done{"render-frames", 1000, 998, 2, 4, 61000, 1},
         stop{"render-frames", "cancelled by operator"},
@@ -335,14 +335,14 @@ TEST(Codec, EncodesTheWorkedExampleTaskByteForByte) {
 }
 
 TEST(Codec, EncodesTheWorkedExampleResultByteForByte) {
-    // 13: the RESULT answering it, 46 bytes.
+    // 13: the RESULT answering it, 52 bytes.
     const std::string expected =
-        bytes({0x9b, 0x01, 0x04, 0xa4, 0x64, 0x65, 0x6d, 0x6f, 0xcd, 0x03, 0xe8, 0x01,
-               0xaf, 0x6e, 0x6f, 0x64, 0x65, 0x37, 0x2d, 0x34, 0x32, 0x34, 0x32, 0x2d,
-               0x31, 0x61, 0x32, 0x62, 0x00, 0xce, 0x00, 0x03, 0xd2, 0x2c, 0xc4, 0x00,
-               0xa0, 0xcf, 0x00, 0x06, 0x61, 0x3e, 0x48, 0xf4, 0xa6, 0x40});
+        bytes({0x9c, 0x01, 0x04, 0xa4, 0x64, 0x65, 0x6d, 0x6f, 0xcd, 0x03, 0xe8, 0x01, 0xaf,
+               0x6e, 0x6f, 0x64, 0x65, 0x37, 0x2d, 0x34, 0x32, 0x34, 0x32, 0x2d, 0x31, 0x61,
+               0x32, 0x62, 0x00, 0xce, 0x00, 0x03, 0xd2, 0x2c, 0xc4, 0x00, 0xa0, 0xcf, 0x00,
+               0x06, 0x61, 0x3e, 0x48, 0xf4, 0xa6, 0x40, 0xa5, 0x73, 0x6c, 0x65, 0x65, 0x70});
     const result r{"demo", 1000, 1,  "node7-4242-1a2b", task_status::ok,
-                   250412, "",   "", 1795770000123456};
+                   250412, "",   "", 1795770000123456,  "sleep"};
     EXPECT_EQ(encode(message{r}), expected);
     auto d = decode(expected);
     ASSERT_TRUE(d) << d.error().detail;
@@ -642,6 +642,21 @@ frame_builder result_up_to_status(std::uint64_t status) {
     return b;
 }
 
+TEST(Codec, ResultWithoutKindAndAckWithoutFailedTakeTheirDefaults) {
+    // 5.4: kind is optional (absent: unknown); 5.8: failed is optional
+    // (absent: none of the ids failed).
+    auto d = decode(result_up_to_status(0).uint(10).bin("out").str("").uint(7).frame());
+    ASSERT_TRUE(d) << d.error().detail;
+    EXPECT_EQ(std::get<result>(*d).kind, "");
+    EXPECT_EQ(std::get<result>(*d).output, "out");
+    frame_builder b;
+    b.array(5).uint(1).uint(static_cast<std::uint8_t>(msg_type::ack)).str("j");
+    b.array(1).uint(4).array(0);
+    d = decode(b.frame());
+    ASSERT_TRUE(d) << d.error().detail;
+    EXPECT_TRUE(std::get<ack>(*d) == (ack{"j", {4}, {}, {}}));
+}
+
 TEST(Codec, RejectsResultStatusTwo) {
     // 5.4: status is "0 or 1; anything else is malformed".
     ASSERT_TRUE(decode(result_up_to_status(1).uint(10).bin("").str("x").uint(0).frame()));
@@ -665,17 +680,25 @@ TEST(Codec, RejectsTooFewFields) {
                               decode_errc::bad_field));
     EXPECT_TRUE(
         rejected_with(frame_builder{}.array(2).uint(1).uint(1).frame(), decode_errc::bad_field));
-    // Every message type, re-packed without its last field (JOB_OPEN's
-    // resume and retries and BYE's returned are optional: 3.2.5).
+    // Every message type, re-packed without its last required field (the
+    // optional ones after it left out too: 3.2.5).
+    auto optional_fields = [](const message& m) -> std::uint32_t {
+        if (std::holds_alternative<job_open>(m)) return 2;  // resume, retries
+        if (std::holds_alternative<bye>(m)) return 1;       // returned
+        if (std::holds_alternative<result>(m)) return 1;    // kind
+        if (std::holds_alternative<ack>(m)) return 1;       // failed
+        return 0;
+    };
     for (const auto& m : one_of_each()) {
         if (std::holds_alternative<job_open>(m) || std::holds_alternative<bye>(m)) continue;
         const std::string wire = encode(m);
         msgpack::object_handle oh = msgpack::unpack(wire.data(), wire.size());
         const auto& a = oh.get().via.array;
+        const std::uint32_t keep = a.size - optional_fields(m) - 1;
         msgpack::sbuffer sb;
         msgpack::packer<msgpack::sbuffer> pk(sb);
-        pk.pack_array(a.size - 1);
-        for (std::uint32_t i = 0; i + 1 < a.size; ++i)
+        pk.pack_array(keep);
+        for (std::uint32_t i = 0; i < keep; ++i)
             pk.pack(a.ptr[i]);
         EXPECT_TRUE(rejected_with(std::string_view(sb.data(), sb.size()), decode_errc::bad_field))
             << to_string(type_of(m));

@@ -17,6 +17,7 @@ proto::result execute(const handler_table& handlers, const proto::task& t,
     r.id = t.id;
     r.attempt = t.attempt;
     r.worker = worker_id;
+    r.kind = t.kind;
     const auto start = clock::now();
     r.started_us =
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(

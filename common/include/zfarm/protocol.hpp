@@ -106,6 +106,9 @@ struct result {
     std::string output;            // msgpack bin
     std::string error;             // empty when status is ok
     std::uint64_t started_us = 0;  // when the attempt started: Unix time, microseconds
+    // The task's kind, so the sink can render outputs it knows the shape of
+    // (exec). Optional on the wire: absent, empty (unknown).
+    std::string kind{};
     bool operator==(const result&) const = default;
 };
 
@@ -137,12 +140,15 @@ struct bye {
 };
 
 // sink -> ventilator (control PUB, topic ACK): the ids of `job` in `ids` are
-// recorded; those in `running` are held by live workers (their leases are
-// renewed). The sink sends `running` about once a second, with no ids.
+// recorded (those also in `failed` as failed); those in `running` are held
+// by live workers (their leases are renewed). The sink sends `running` about
+// once a second, with no ids.
 struct ack {
     std::string job;
     std::vector<std::uint64_t> ids;
     std::vector<std::uint64_t> running;
+    // Those of `ids` recorded as failed. Optional on the wire: absent, none.
+    std::vector<std::uint64_t> failed{};
     bool operator==(const ack&) const = default;
 };
 
