@@ -122,39 +122,10 @@ git -C "$repo" rev-parse --verify -q "$base_rev^{commit}" >/dev/null ||
 work=$(mktemp -d "${TMPDIR:-/tmp}/zfarm-bench.XXXXXX")
 base_tree=$work/base
 
-# Every process this script starts (each wrapped in timeout(1), so that even
-# a SIGKILLed script leaves nothing running for long).
-pids=()
-# tree PID: PID and its descendants, deepest first
-tree() {
-    local child
-    for child in $(pgrep -P "$1" || true); do tree "$child"; done
-    echo "$1"
-}
-stop_pids() {
-    local pid alive=() i
-    for pid in "$@"; do
-        kill -0 "$pid" 2>/dev/null && alive+=("$pid")
-    done
-    ((${#alive[@]})) || return 0
-    for pid in "${alive[@]}"; do # the programs first, then their wrappers
-        # shellcheck disable=SC2046 # a list of pids
-        kill -TERM $(tree "$pid") 2>/dev/null || true
-    done
-    for ((i = 0; i < 30; i++)); do
-        for pid in "${alive[@]}"; do
-            kill -0 "$pid" 2>/dev/null && break
-            pid=
-        done
-        [[ -z $pid ]] && break
-        sleep 0.1
-    done
-    for pid in "${alive[@]}"; do
-        # shellcheck disable=SC2046 # a list of pids
-        kill -KILL $(tree "$pid") 2>/dev/null || true
-    done
-    { wait "${alive[@]}" || true; } 2>/dev/null
-}
+# shellcheck source=scripts/lib/pipeline.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/pipeline.sh"
+limit=600 # seconds any one process may live
+
 cleanup() {
     local status=$?
     ((${#pids[@]})) && stop_pids "${pids[@]}"
@@ -209,97 +180,6 @@ printf 'bench-faults current=%s base=%s nproc=%s cpu="%s" kernel=%s date=%s\n' \
     "$(uname -r)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 # --- processes and ports ----------------------------------------------------
-
-# shellcheck source=scripts/lib/ports.sh
-source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/ports.sh"
-limit=600 # seconds any one process may live
-
-# launch NAME CMD...: runs CMD under timeout(1) and, when cpu_dir is set,
-# under GNU time, which writes its CPU seconds "USER SYS" to cpu_dir/NAME.cpu
-# (the wait4 rusage of timeout includes the program it reaped).
-cpu_dir=''
-have_time=0
-[[ -x /usr/bin/time ]] && have_time=1
-launch() {
-    local name=$1
-    shift
-    if [[ -n $cpu_dir ]] && ((have_time)); then
-        /usr/bin/time -f '%U %S' -o "$cpu_dir/$name.cpu" timeout -k 5 "$limit" "$@"
-    else
-        timeout -k 5 "$limit" "$@"
-    fi
-}
-
-# start_pipeline BIN DIR WORKERS SINK_ARGS -- VENT_ARGS: a sink (--once), a
-# ventilator and WORKERS workers (worker-1..N, --exit-when-done), logs in DIR.
-# Sets sink_pid, vent_pid, worker_pids (the timeout(1) processes). The sink and
-# the ventilator each start once their ports listen (a lost bind race is
-# retried on new ports), the workers last, so they connect at once.
-start_pipeline() {
-    local bin=$1 dir=$2 n=$3 attempt i
-    shift 3
-    local sink_args=() vent_args=()
-    while (($#)) && [[ $1 != -- ]]; do
-        sink_args+=("$1")
-        shift
-    done
-    shift
-    vent_args=("$@")
-    chosen=()
-    for attempt in 1 2 3; do
-        pr=$(pick_port) && chosen+=("$pr")
-        pc=$(pick_port) && chosen+=("$pc")
-        launch sink "$bin/zfarm-sink" --once -o "$dir/results.jsonl" \
-            --results "$(ep "$pr")" --control "$(ep "$pc")" "${sink_args[@]}" 2>"$dir/sink.log" &
-        sink_pid=$!
-        pids+=("$sink_pid")
-        wait_listening all "$sink_pid" "$pr" "$pc" && break
-        stop_pids "$sink_pid"
-        ((attempt < 3)) || {
-            tail -n 5 "$dir/sink.log" >&2
-            return 1
-        }
-    done
-    for attempt in 1 2 3; do
-        pt=$(pick_port) && chosen+=("$pt")
-        pk=$(pick_port) && chosen+=("$pk")
-        launch ventilator "$bin/zfarm-ventilator" --tasks "$(ep "$pt")" --credit "$(ep "$pk")" \
-            --results "$(ep "$pr")" --control "$(ep "$pc")" "${vent_args[@]}" \
-            >"$dir/ventilator.out" 2>"$dir/ventilator.log" &
-        vent_pid=$!
-        pids+=("$vent_pid")
-        wait_listening any "$vent_pid" "$pt" "$pk" && break
-        stop_pids "$vent_pid"
-        ((attempt < 3)) || {
-            tail -n 5 "$dir/ventilator.log" >&2
-            return 1
-        }
-    done
-    worker_pids=()
-    for ((i = 1; i <= n; i++)); do
-        launch "worker-$i" "$bin/zfarm-worker" --exit-when-done --id "worker-$i" \
-            --tasks "$(ep "$pt")" --credit "$(ep "$pk")" --results "$(ep "$pr")" \
-            --control "$(ep "$pc")" 2>"$dir/worker-$i.log" &
-        worker_pids+=($!)
-        pids+=($!)
-    done
-}
-# finish_pipeline SECONDS: waits for the ventilator (at most SECONDS), then
-# gives the sink and workers 5 s to leave on their own, then stops them.
-# Fails if the ventilator did not finish with status 0.
-finish_pipeline() {
-    local deadline=$((SECONDS + $1)) status=0 i
-    while kill -0 "$vent_pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.05; done
-    kill -0 "$vent_pid" 2>/dev/null && stop_pids "$vent_pid"
-    wait "$vent_pid" || status=$?
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$sink_pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    stop_pids "$sink_pid" "${worker_pids[@]}"
-    pids=()
-    return "$status"
-}
 
 # --- arithmetic -------------------------------------------------------------
 

@@ -1,0 +1,151 @@
+# shellcheck shell=bash
+# Starting and stopping a whole zfarm pipeline (sink, ventilator, workers) on
+# free localhost ports, for the scripts that measure it (bench-faults.sh,
+# bench.sh). Sourced; the caller defines die() and calls stop_pids "${pids[@]}"
+# from its EXIT trap.
+#
+# Settings the caller may change before start_pipeline:
+#   limit        seconds any one process may live (default 600)
+#   cpu_dir      when set, each process's CPU seconds go to cpu_dir/NAME.cpu
+#   worker_args  extra arguments for every worker (e.g. --allow-exec)
+#   vent_input   file the ventilator reads as its standard input (default
+#                /dev/null)
+
+# shellcheck source=scripts/lib/ports.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/ports.sh"
+
+limit=600
+cpu_dir=''
+worker_args=()
+vent_input=/dev/null
+
+# Every process started here (each wrapped in timeout(1), so that even a
+# SIGKILLed script leaves nothing running for long).
+pids=()
+
+# tree PID: PID and its descendants, deepest first
+tree() {
+    local child
+    for child in $(pgrep -P "$1" || true); do tree "$child"; done
+    echo "$1"
+}
+
+# stop_pids PID...: SIGTERM to each live PID's process tree, up to 3 s to
+# leave, then SIGKILL; reaps them.
+stop_pids() {
+    local pid alive=() i
+    for pid in "$@"; do
+        kill -0 "$pid" 2>/dev/null && alive+=("$pid")
+    done
+    ((${#alive[@]})) || return 0
+    for pid in "${alive[@]}"; do # the programs first, then their wrappers
+        # shellcheck disable=SC2046 # a list of pids
+        kill -TERM $(tree "$pid") 2>/dev/null || true
+    done
+    for ((i = 0; i < 30; i++)); do
+        for pid in "${alive[@]}"; do
+            kill -0 "$pid" 2>/dev/null && break
+            pid=
+        done
+        [[ -z $pid ]] && break
+        sleep 0.1
+    done
+    for pid in "${alive[@]}"; do
+        # shellcheck disable=SC2046 # a list of pids
+        kill -KILL $(tree "$pid") 2>/dev/null || true
+    done
+    { wait "${alive[@]}" || true; } 2>/dev/null
+}
+
+# launch NAME CMD...: runs CMD under timeout(1) and, when cpu_dir is set,
+# under GNU time, which writes its CPU seconds "USER SYS" to cpu_dir/NAME.cpu
+# (the wait4 rusage of timeout includes the program it reaped).
+have_time=0
+[[ -x /usr/bin/time ]] && have_time=1
+launch() {
+    local name=$1
+    shift
+    if [[ -n $cpu_dir ]] && ((have_time)); then
+        /usr/bin/time -f '%U %S' -o "$cpu_dir/$name.cpu" timeout -k 5 "$limit" "$@"
+    else
+        timeout -k 5 "$limit" "$@"
+    fi
+}
+
+# start_pipeline BIN DIR WORKERS SINK_ARGS -- VENT_ARGS: a sink (--once), a
+# ventilator and WORKERS workers (worker-1..N, --exit-when-done), logs in DIR.
+# Sets sink_pid, vent_pid, worker_pids (the timeout(1) processes) and
+# vent_started (EPOCHREALTIME when the ventilator was started). The sink and
+# the ventilator each start once their ports listen (a lost bind race is
+# retried on new ports), the workers last, so they connect at once.
+start_pipeline() {
+    local bin=$1 dir=$2 n=$3 attempt i
+    shift 3
+    local sink_args=() vent_args=()
+    while (($#)) && [[ $1 != -- ]]; do
+        sink_args+=("$1")
+        shift
+    done
+    shift
+    vent_args=("$@")
+    chosen=()
+    for attempt in 1 2 3; do
+        pr=$(pick_port) && chosen+=("$pr")
+        pc=$(pick_port) && chosen+=("$pc")
+        launch sink "$bin/zfarm-sink" --once -o "$dir/results.jsonl" \
+            --results "$(ep "$pr")" --control "$(ep "$pc")" "${sink_args[@]}" 2>"$dir/sink.log" &
+        sink_pid=$!
+        pids+=("$sink_pid")
+        wait_listening all "$sink_pid" "$pr" "$pc" && break
+        stop_pids "$sink_pid"
+        ((attempt < 3)) || {
+            tail -n 5 "$dir/sink.log" >&2
+            return 1
+        }
+    done
+    for attempt in 1 2 3; do
+        pt=$(pick_port) && chosen+=("$pt")
+        pk=$(pick_port) && chosen+=("$pk")
+        # shellcheck disable=SC2034 # read by the caller
+        vent_started=$EPOCHREALTIME
+        launch ventilator "$bin/zfarm-ventilator" --tasks "$(ep "$pt")" --credit "$(ep "$pk")" \
+            --results "$(ep "$pr")" --control "$(ep "$pc")" "${vent_args[@]}" \
+            <"$vent_input" >"$dir/ventilator.out" 2>"$dir/ventilator.log" &
+        vent_pid=$!
+        pids+=("$vent_pid")
+        wait_listening any "$vent_pid" "$pt" "$pk" && break
+        stop_pids "$vent_pid"
+        ((attempt < 3)) || {
+            tail -n 5 "$dir/ventilator.log" >&2
+            return 1
+        }
+    done
+    worker_pids=()
+    for ((i = 1; i <= n; i++)); do
+        launch "worker-$i" "$bin/zfarm-worker" --exit-when-done --id "worker-$i" \
+            --tasks "$(ep "$pt")" --credit "$(ep "$pk")" --results "$(ep "$pr")" \
+            --control "$(ep "$pc")" "${worker_args[@]}" 2>"$dir/worker-$i.log" &
+        worker_pids+=($!)
+        pids+=($!)
+    done
+}
+
+# finish_pipeline SECONDS: waits for the ventilator (at most SECONDS; sets
+# vent_ended, EPOCHREALTIME when it was seen gone, within 10 ms), then gives
+# the sink and workers 5 s to leave on their own, then stops them. Fails if
+# the ventilator did not finish with status 0.
+finish_pipeline() {
+    local deadline=$((SECONDS + $1)) status=0 i
+    while kill -0 "$vent_pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.01; done
+    # shellcheck disable=SC2034 # read by the caller
+    vent_ended=$EPOCHREALTIME
+    kill -0 "$vent_pid" 2>/dev/null && stop_pids "$vent_pid"
+    wait "$vent_pid" || status=$?
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$sink_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    stop_pids "$sink_pid" "${worker_pids[@]}"
+    pids=()
+    return "$status"
+}
