@@ -1,0 +1,160 @@
+// Micro-benchmarks (Google Benchmark) of the per-task work of each component:
+// the codec (encode and decode of every message kind that flows per task),
+// the ventilator's ledger, the sink's dedupe set and its result writer.
+//
+//   build-bench/bin/zfarm-micro-bench --benchmark_min_time=0.2
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <string>
+
+#include "ledger.hpp"
+#include "result_writer.hpp"
+#include "zfarm/codec.hpp"
+#include "zfarm/dedupe_set.hpp"
+
+namespace {
+
+using namespace zfarm;
+
+proto::task sample_task(std::size_t size) {
+    return proto::task{"bench-job", 123456, 1, "echo", std::string(size, 'x'), 0};
+}
+proto::result sample_result(std::size_t size) {
+    return proto::result{"bench-job",
+                         123456,
+                         1,
+                         "node7-1234-beef",
+                         proto::task_status::ok,
+                         250,
+                         std::string(size, 'x'),
+                         "",
+                         1795770000123456,
+                         "echo"};
+}
+proto::ack sample_ack(std::size_t ids) {
+    proto::ack a{"bench-job", {}, {}};
+    for (std::size_t i = 0; i < ids; ++i)
+        a.ids.push_back(1000000 + i);
+    return a;
+}
+
+template <class Msg>
+void encode_bench(benchmark::State& state, const Msg& msg) {
+    const proto::message m{msg};
+    std::string out;
+    for (auto _ : state) {
+        proto::encode(m, out);
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.SetItemsProcessed(state.iterations());
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(out.size()));
+}
+template <class Msg>
+void decode_bench(benchmark::State& state, const Msg& msg) {
+    const std::string wire = proto::encode(proto::message{msg});
+    for (auto _ : state) {
+        auto d = proto::decode(wire);
+        benchmark::DoNotOptimize(d);
+    }
+    state.SetItemsProcessed(state.iterations());
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(wire.size()));
+}
+
+void BM_EncodeTask(benchmark::State& s) {
+    encode_bench(s, sample_task(static_cast<std::size_t>(s.range(0))));
+}
+void BM_DecodeTask(benchmark::State& s) {
+    decode_bench(s, sample_task(static_cast<std::size_t>(s.range(0))));
+}
+void BM_EncodeResult(benchmark::State& s) {
+    encode_bench(s, sample_result(static_cast<std::size_t>(s.range(0))));
+}
+void BM_DecodeResult(benchmark::State& s) {
+    decode_bench(s, sample_result(static_cast<std::size_t>(s.range(0))));
+}
+void BM_EncodeAck(benchmark::State& s) {
+    encode_bench(s, sample_ack(static_cast<std::size_t>(s.range(0))));
+}
+void BM_DecodeAck(benchmark::State& s) {
+    decode_bench(s, sample_ack(static_cast<std::size_t>(s.range(0))));
+}
+void BM_EncodeHeartbeat(benchmark::State& s) {
+    encode_bench(s, proto::heartbeat{"node7-1234-beef", 99, {{"bench-job", 42, 1}}});
+}
+void BM_DecodeCredit(benchmark::State& s) {
+    decode_bench(s, proto::credit{"node7-1234-beef", 16, false});
+}
+BENCHMARK(BM_EncodeTask)->Arg(32)->Arg(4096);
+BENCHMARK(BM_DecodeTask)->Arg(32)->Arg(4096);
+BENCHMARK(BM_EncodeResult)->Arg(32)->Arg(4096);
+BENCHMARK(BM_DecodeResult)->Arg(32)->Arg(4096);
+BENCHMARK(BM_EncodeAck)->Arg(1)->Arg(4096);
+BENCHMARK(BM_DecodeAck)->Arg(1)->Arg(4096);
+BENCHMARK(BM_EncodeHeartbeat);
+BENCHMARK(BM_DecodeCredit);
+
+// The ledger's life of one task in steady state: add, then acknowledge,
+// with `window` tasks in flight.
+void BM_LedgerAddAcknowledge(benchmark::State& state) {
+    const auto window = static_cast<std::size_t>(state.range(0));
+    ventilator::ledger l(window);
+    ventilator::ledger_entry entry;
+    entry.kind = "echo";
+    entry.payload = std::string(32, 'x');
+    std::uint64_t next = 0;
+    for (; next < window - 1; ++next)
+        l.add(next, entry);
+    std::uint64_t oldest = 0;
+    for (auto _ : state) {
+        l.add(next++, entry);
+        benchmark::DoNotOptimize(l.acknowledge(oldest++));
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_LedgerAddAcknowledge)->Arg(1000)->Arg(100000);
+
+// The sink's dedupe set: ids arriving in order, and interleaved from two
+// streams (as from two workers) `spread` ids apart.
+void BM_DedupeInsertInOrder(benchmark::State& state) {
+    dedupe_set d;
+    std::uint64_t id = 0;
+    for (auto _ : state)
+        benchmark::DoNotOptimize(d.insert(id++));
+    state.SetItemsProcessed(state.iterations());
+}
+void BM_DedupeInsertInterleaved(benchmark::State& state) {
+    const auto spread = static_cast<std::uint64_t>(state.range(0));
+    dedupe_set d;
+    std::uint64_t i = 0;
+    for (auto _ : state) {
+        const std::uint64_t id = (i % 2) ? i / 2 : i / 2 + spread;
+        benchmark::DoNotOptimize(d.insert(id));
+        ++i;
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_DedupeInsertInOrder);
+BENCHMARK(BM_DedupeInsertInterleaved)->Arg(64)->Arg(100000);
+
+// One JSON line per result, written to /dev/null through the sink's writer.
+void BM_ResultWriterWrite(benchmark::State& state) {
+    auto w = sink::result_writer::open("/dev/null");
+    if (!w) {
+        state.SkipWithError(w.error().c_str());
+        return;
+    }
+    const auto r = sample_result(static_cast<std::size_t>(state.range(0)));
+    std::int64_t n = 0;
+    for (auto _ : state) {
+        w->write(r);
+        if (++n % 4096 == 0) w->flush();
+    }
+    w->flush();
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ResultWriterWrite)->Arg(32)->Arg(4096);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,372 @@
+#!/usr/bin/env bash
+# zfarm's end-to-end benchmarks, each against baselines measured in the same
+# run (this machine is shared and noisy: only ratios are comparable between
+# runs). Prints fixed key=value lines and writes bench/results/NAME.json.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/bench.sh [OPTIONS]
+
+Builds this tree in Release (build-bench/: the three programs and the
+benchmarks) and runs:
+
+  throughput  TASKS echo tasks (32-byte payloads): zfarm (a sink writing
+         JSON Lines to a file, 2 workers, a ventilator --echo), in push
+         and in credit dispatch; baseline (a), bench/relay_baseline.cpp:
+         raw libzmq PUSH -> relays -> PULL with zfarm's msgpack codec at
+         every hop, 1 and 2 relays, over tcp and ipc; baseline (b),
+         bench/baselines/guide_pipeline.py: the ZeroMQ Guide's pipeline in
+         Python (2 workers, tcp); baseline (c),
+         bench/baselines/joinable_queue.py: the seed's washer and dryers on
+         a multiprocessing.JoinableQueue (2 dryers; JQ_TASKS tasks, it is
+         slow). zfarm's rate is TASKS / (end of the last task - start of
+         the first), from the results' start and ms fields.
+  micro  the Google Benchmark micro-benchmarks (bench/micro_bench.cpp):
+         codec, ledger, dedupe set, result writer; their JSON report goes
+         to bench/results/micro.json.
+  exec   TASKS `true` commands, 2 at a time, on this machine: xargs -P 2,
+         GNU parallel -j 2, and zfarm (a sink, 2 workers with --allow-exec,
+         and a ventilator --dispatch credit --input FILE -- true). The time
+         is the wall clock of the xargs or parallel command, and of the
+         ventilator from its start to its exit (the sink is up before, the
+         workers start with it). Tools alternate within each repetition.
+
+Options:
+  --only LIST        benchmarks to run, comma-separated (default: all)
+  -n N               repetitions of each measurement (default 5)
+  --echo N           tasks of the throughput benchmark (default 1000000)
+  --jq-tasks N       tasks of baseline (c) (default 100000)
+  --exec-tasks N     commands of the exec benchmark (default 2000)
+  --quick            small counts and one repetition: a smoke test that
+                     every benchmark runs and prints its figures (ctest)
+  --bin DIR          use the programs in DIR instead of building
+                     build-bench/ (with --quick: the test build's)
+  --keep             keep the temporary directory (logs, results)
+  -j N               build jobs (default: nproc)
+  -h, --help         show this help
+
+Output (each on one line; times in seconds, rates in tasks/s, medians over
+the repetitions):
+
+  run throughput what=zfarm-credit i=1 tps=131000
+  throughput tasks=1000000 zfarm_push_tps=... zfarm_credit_tps=...
+      relay1_tcp_tps=... relay2_tcp_tps=... relay1_ipc_tps=...
+      relay2_ipc_tps=... guide_tps=... jq_tps=...
+      push_vs_relay2=0.41 credit_vs_relay2=... push_vs_guide=...
+      credit_vs_guide=... push_vs_jq=... credit_vs_jq=... n=5
+  run exec tool=zfarm i=1 seconds=2.95
+  exec tasks=2000 xargs_s=2.41 parallel_s=9.80 zfarm_s=2.95
+      zfarm_vs_xargs=1.224 parallel_vs_zfarm=3.322 n=5
+
+Results also go to bench/results/NAME.json. A tool that is not installed is
+reported as "-". Exit status: 0 done, 1 a run failed, 2 bad usage.
+Environment: TMPDIR; ccache is used when present.
+EOF
+}
+
+die() {
+    printf 'bench.sh: %s\n' "$*" >&2
+    exit 2
+}
+
+only='' reps=5 exec_tasks=2000 echo_tasks=1000000 jq_tasks=100000 keep=0 quick=0 bin=''
+jobs=$(nproc 2>/dev/null || echo 2)
+need_arg() { (($1 >= 2)) || die "$2 needs a value"; }
+while (($#)); do
+    case "$1" in
+    --only) need_arg $# "$1" && only=$2 && shift ;;
+    -n) need_arg $# "$1" && reps=$2 && shift ;;
+    --exec-tasks) need_arg $# "$1" && exec_tasks=$2 && shift ;;
+    --echo) need_arg $# "$1" && echo_tasks=$2 && shift ;;
+    --jq-tasks) need_arg $# "$1" && jq_tasks=$2 && shift ;;
+    --quick) quick=1 ;;
+    --bin) need_arg $# "$1" && bin=$2 && shift ;;
+    --keep) keep=1 ;;
+    -j) need_arg $# "$1" && jobs=$2 && shift ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *) die "unknown option '$1' (see --help)" ;;
+    esac
+    shift
+done
+is_count() { [[ $1 =~ ^[1-9][0-9]{0,7}$ ]]; }
+is_count "$reps" || die "-n takes a positive number, not '$reps'"
+if ((quick)); then
+    reps=1 exec_tasks=50 echo_tasks=20000 jq_tasks=2000
+fi
+is_count "$exec_tasks" || die "--exec-tasks takes a positive number, not '$exec_tasks'"
+is_count "$echo_tasks" || die "--echo takes a positive number, not '$echo_tasks'"
+is_count "$jq_tasks" || die "--jq-tasks takes a positive number, not '$jq_tasks'"
+if [[ -n $bin ]]; then
+    [[ -x $bin/zfarm-sink ]] || die "--bin: $bin has no zfarm-sink"
+    bin=$(readlink -f "$bin")
+fi
+is_count "$jobs" || die "-j takes a positive number, not '$jobs'"
+known=(throughput micro exec)
+selected=("${known[@]}")
+if [[ -n $only ]]; then
+    IFS=, read -ra selected <<<"$only"
+    for b in "${selected[@]}"; do
+        [[ " ${known[*]} " == *" $b "* ]] || die "--only: unknown benchmark '$b' (known: ${known[*]})"
+    done
+fi
+wanted() { [[ " ${selected[*]} " == *" $1 "* ]]; }
+
+here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
+cd "$here/.."
+repo=$PWD
+work=$(mktemp -d "${TMPDIR:-/tmp}/zfarm-bench.XXXXXX")
+
+# shellcheck source=scripts/lib/pipeline.sh
+source "$here/lib/pipeline.sh"
+cleanup() {
+    local status=$?
+    ((${#pids[@]})) && stop_pids "${pids[@]}"
+    if ((keep)); then
+        echo "bench.sh: logs and results kept in $work" >&2
+    else
+        rm -rf "$work"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+# --- build ------------------------------------------------------------------
+
+rev=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$repo" diff --quiet HEAD 2>/dev/null || rev+="+dirty"
+if [[ -z $bin ]]; then
+    launcher=()
+    command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+    echo "bench.sh: building $rev in $repo/build-bench (Release)" >&2
+    if ! timeout 1800 cmake -S "$repo" -B "$repo/build-bench" -DCMAKE_BUILD_TYPE=Release \
+        -DZFARM_BUILD_TESTS=OFF -DZFARM_BUILD_BENCHMARKS=ON "${launcher[@]}" \
+        >"$work/build.log" 2>&1 ||
+        ! timeout 1800 cmake --build "$repo/build-bench" -j "$jobs" --target zfarm-sink \
+            zfarm-worker zfarm-ventilator zfarm-bench-relay >>"$work/build.log" 2>&1; then
+        tail -n 30 "$work/build.log" >&2
+        die "the build failed; log above"
+    fi
+    # Only built where Google Benchmark is installed (the micro section says so).
+    timeout 1800 cmake --build "$repo/build-bench" -j "$jobs" --target zfarm-micro-bench \
+        >>"$work/build.log" 2>&1 || true
+    bin=$repo/build-bench/bin
+fi
+python=/usr/bin/python3 # Debian's, with python3-zmq (not a pyenv shim)
+[[ -x $python ]] || python=python3
+machine="nproc=$(nproc) cpu=\"$(sed -n '/^model name/{s/^model name[[:space:]]*: //p;q}' \
+    /proc/cpuinfo)\" kernel=$(uname -r)"
+printf 'bench rev=%s %s date=%s\n' "$rev" "$machine" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+results_dir=$repo/bench/results
+((quick)) && results_dir=$work/results # a smoke test leaves the real ones alone
+mkdir -p "$results_dir"
+
+# --- arithmetic -------------------------------------------------------------
+
+# median VALUE...: the median of the numeric values ("-" ignored), or "-"
+median() {
+    printf '%s\n' "$@" | sort -g | awk '/^[0-9.]+$/ { v[++n] = $1 } END {
+        if (n == 0) { print "-"; exit }
+        printf "%.3f\n", (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }'
+}
+# ratio A B: A / B to 3 decimals, or "-"
+ratio() {
+    if [[ $1 == - || $2 == - ]]; then echo -; else awk -v a="$1" -v b="$2" 'BEGIN {
+        printf "%.3f\n", a / b }'; fi
+}
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'; }
+failed_runs=0
+
+# perf_rate FILE: the "throughput: N [msg/s]" figure of a perf-style report
+perf_rate() { sed -n 's/^throughput: \([0-9][0-9]*\) .*/\1/p' "$1" | tail -n 1 | grep . || echo -; }
+# json_num VALUE: VALUE, or null for "-"
+json_num() { if [[ $1 == - ]]; then echo null; else echo "$1"; fi; }
+
+# --- throughput -------------------------------------------------------------
+
+# throughput_run WHAT I: one run of WHAT (zfarm-push, zfarm-credit,
+# relay{1,2}-{tcp,ipc}, guide, jq); prints a "run throughput" line and appends
+# its rate to tput[WHAT].
+throughput_run() {
+    local what=$1 rep=$2 dir rate=- n relays transport
+    dir=$work/throughput-$what-$rep
+    mkdir -p "$dir"
+    case $what in
+    zfarm-*)
+        if start_pipeline "$bin" "$dir" 2 -- --dispatch "${what#zfarm-}" \
+            --echo "$echo_tasks" && finish_pipeline 600; then
+            read -r n rate < <(awk '
+                {
+                    ms = 0; st = 0
+                    if (match($0, /"ms":[-+.0-9eE]+/)) ms = substr($0, RSTART + 5, RLENGTH - 5) + 0
+                    if (match($0, /"start":[-+.0-9eE]+/)) st = substr($0, RSTART + 8, RLENGTH - 8) + 0
+                    if (n == 0 || st < first) first = st
+                    if (st + ms / 1000 > last) last = st + ms / 1000
+                    n++
+                }
+                END { if (n && last > first) printf "%d %.0f\n", n, n / (last - first); else print "0 -" }' \
+                "$dir/results.jsonl")
+            ((n == echo_tasks)) || rate=-
+        fi
+        ;;
+    relay*)
+        relays=${what#relay}
+        relays=${relays%%-*}
+        transport=${what#*-}
+        timeout 600 "$bin/zfarm-bench-relay" --transport "$transport" --relays "$relays" \
+            --count "$echo_tasks" >"$dir/out" 2>&1 && rate=$(perf_rate "$dir/out")
+        ;;
+    guide)
+        timeout 600 "$python" "$repo/bench/baselines/guide_pipeline.py" --workers 2 \
+            --count "$echo_tasks" >"$dir/out" 2>&1 && rate=$(perf_rate "$dir/out")
+        ;;
+    jq)
+        timeout 600 "$python" "$repo/bench/baselines/joinable_queue.py" --workers 2 \
+            --count "$jq_tasks" >"$dir/out" 2>&1 && rate=$(perf_rate "$dir/out")
+        ;;
+    esac
+    if [[ $rate == - ]]; then
+        echo "run throughput what=$what i=$rep error=failed dir=$dir"
+        failed_runs=$((failed_runs + 1))
+        keep=1
+    else
+        echo "run throughput what=$what i=$rep tps=$rate"
+        ((keep)) || rm -rf "$dir"
+    fi
+    tput[$what]+=" $rate"
+}
+
+if wanted throughput; then
+    declare -A tput med
+    runs=(zfarm-push zfarm-credit relay1-tcp relay2-tcp relay1-ipc relay2-ipc guide jq)
+    for ((rep = 1; rep <= reps; rep++)); do
+        for what in "${runs[@]}"; do throughput_run "$what" "$rep"; done
+    done
+    line="throughput tasks=$echo_tasks jq_tasks=$jq_tasks"
+    rates=''
+    for what in "${runs[@]}"; do
+        # shellcheck disable=SC2086 # a list of numbers
+        med[$what]=$(median ${tput[$what]} | awk '{ if ($1 == "-") print; else printf "%.0f\n", $1 }')
+        key=${what#zfarm-}
+        line+=" ${key//-/_}_tps=${med[$what]}"
+        rates+="\"$key\": $(json_num "${med[$what]}"), "
+    done
+    pairs=''
+    for mode in push credit; do
+        for base in relay2-tcp guide jq; do
+            r=$(ratio "${med[zfarm-$mode]}" "${med[$base]}")
+            key="${mode}_vs_${base%-tcp}"
+            line+=" $key=$r"
+            pairs+="\"$key\": $(json_num "$r"), "
+        done
+    done
+    echo "$line n=$reps"
+    cat >"$results_dir/throughput.json" <<EOF
+{"benchmark": "throughput", "rev": "$rev", "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+ "machine": "$(printf '%s' "$machine" | sed 's/"/\\"/g')", "tasks": $echo_tasks,
+ "jq_tasks": $jq_tasks, "repetitions": $reps, "median_tasks_per_second": {${rates%, }},
+ "ratios": {${pairs%, }},
+ "targets": {"vs_relay2_at_least": 0.5, "vs_guide_at_least": 2, "vs_jq_at_least": 10}}
+EOF
+fi
+
+# --- micro ------------------------------------------------------------------
+
+if wanted micro; then
+    if [[ -x $bin/zfarm-micro-bench ]]; then
+        min_time=0.5
+        ((quick)) && min_time=0.01
+        if timeout 900 "$bin/zfarm-micro-bench" --benchmark_min_time="$min_time" \
+            --benchmark_out="$results_dir/micro.json" --benchmark_out_format=json \
+            >"$work/micro.out" 2>&1; then
+            awk '/^BM_/ { printf "micro name=%s ns=%s cpu_ns=%s\n", $1, $2, $4 }' "$work/micro.out"
+        else
+            cat "$work/micro.out" >&2
+            echo "micro error=failed"
+            failed_runs=$((failed_runs + 1))
+        fi
+    else
+        echo "micro error=not-built (Google Benchmark, Debian's libbenchmark-dev, is missing)"
+        failed_runs=$((failed_runs + 1))
+    fi
+fi
+
+# --- exec -------------------------------------------------------------------
+
+# exec_run TOOL I: one run of TOOL (xargs, parallel, zfarm) over the input;
+# prints a "run exec" line and appends the seconds to exec_s[TOOL].
+exec_run() {
+    local tool=$1 rep=$2 t0 t1 s=- dir
+    dir=$work/exec-$tool-$rep
+    mkdir -p "$dir"
+    case $tool in
+    xargs)
+        t0=$EPOCHREALTIME
+        if timeout 600 xargs -P 2 -n 1 true <"$work/exec-input" 2>"$dir/err"; then
+            s=$(elapsed "$t0" "$EPOCHREALTIME")
+        fi
+        ;;
+    parallel)
+        command -v parallel >/dev/null 2>&1 || {
+            exec_s[$tool]+=" -"
+            return 0
+        }
+        t0=$EPOCHREALTIME
+        if timeout 600 parallel --will-cite -j 2 true <"$work/exec-input" 2>"$dir/err"; then
+            s=$(elapsed "$t0" "$EPOCHREALTIME")
+        fi
+        ;;
+    zfarm)
+        worker_args=(--allow-exec) vent_input=$work/exec-input
+        if start_pipeline "$bin" "$dir" 2 -- --dispatch credit --input - -- true &&
+            finish_pipeline 600; then
+            t0=$vent_started t1=$vent_ended
+            s=$(elapsed "$t0" "$t1")
+        fi
+        worker_args=() vent_input=/dev/null
+        ;;
+    esac
+    if [[ $s == - ]]; then
+        echo "run exec tool=$tool i=$rep error=failed dir=$dir"
+        failed_runs=$((failed_runs + 1))
+        keep=1
+    else
+        echo "run exec tool=$tool i=$rep seconds=$s"
+        ((keep)) || rm -rf "$dir"
+    fi
+    exec_s[$tool]+=" $s"
+}
+
+if wanted exec; then
+    seq 1 "$exec_tasks" >"$work/exec-input"
+    declare -A exec_s
+    for ((rep = 1; rep <= reps; rep++)); do
+        # Alternate the order, so no tool always runs after the same one.
+        if ((rep % 2)); then order=(xargs parallel zfarm); else order=(zfarm parallel xargs); fi
+        for tool in "${order[@]}"; do exec_run "$tool" "$rep"; done
+    done
+    # shellcheck disable=SC2086 # lists of numbers
+    {
+        xs=$(median ${exec_s[xargs]})
+        ps=$(median ${exec_s[parallel]})
+        zs=$(median ${exec_s[zfarm]})
+    }
+    zx=$(ratio "$zs" "$xs")
+    pz=$(ratio "$ps" "$zs")
+    echo "exec tasks=$exec_tasks xargs_s=$xs parallel_s=$ps zfarm_s=$zs" \
+        "zfarm_vs_xargs=$zx parallel_vs_zfarm=$pz n=$reps"
+    cat >"$results_dir/exec.json" <<EOF
+{"benchmark": "exec", "rev": "$rev", "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+ "machine": "$(printf '%s' "$machine" | sed 's/"/\\"/g')", "tasks": $exec_tasks, "repetitions": $reps,
+ "median_seconds": {"xargs": $(json_num "$xs"), "parallel": $(json_num "$ps"), "zfarm": $(json_num "$zs")},
+ "zfarm_vs_xargs": $(json_num "$zx"), "parallel_vs_zfarm": $(json_num "$pz"),
+ "targets": {"zfarm_vs_xargs_at_most": 1.5, "parallel_vs_zfarm_at_least": 3}}
+EOF
+fi
+
+((failed_runs == 0)) || exit 1
