@@ -25,6 +25,21 @@ benchmarks) and runs:
   micro  the Google Benchmark micro-benchmarks (bench/micro_bench.cpp):
          codec, ledger, dedupe set, result writer; their JSON report goes
          to bench/results/micro.json.
+  balance  makespan against its lower bound, max(longest task, total / 4),
+         on 4 workers: "mixed" (200 sleep tasks, 10 % of 200 ms and 90 % of
+         5 ms, interleaved by a fixed seed) and "guide" (100 sleeps of 1-100
+         ms, the ZeroMQ Guide's workload), in credit and push dispatch,
+         beside baseline (b) on the same tasks and the greedy makespan
+         (each task, in order, to the first free worker) computed from the
+         recorded task times. zfarm's makespan runs from the first task's
+         start to the last one's end, as recorded.
+  latency  one task at a time (--window 1, 1 worker, echo): p50 and p99 of
+         the round trip (from one task's start to the next one's, as
+         recorded), beside baseline (a) with --latency (one relay; the
+         sink sends each id back to the source), over tcp.
+  memory   peak resident memory of each process on a long echo stream
+         (MEM_TASKS, 2 workers, push dispatch), sampled every second:
+         after warm-up (a tenth of the run), at its peak, and at the end.
   exec   TASKS `true` commands, 2 at a time, on this machine: xargs -P 2,
          GNU parallel -j 2, and zfarm (a sink, 2 workers with --allow-exec,
          and a ventilator --dispatch credit --input FILE -- true). The time
@@ -38,6 +53,7 @@ Options:
   --echo N           tasks of the throughput benchmark (default 1000000)
   --jq-tasks N       tasks of baseline (c) (default 100000)
   --exec-tasks N     commands of the exec benchmark (default 2000)
+  --mem-tasks N      tasks of the memory benchmark (default 10000000)
   --quick            small counts and one repetition: a smoke test that
                      every benchmark runs and prints its figures (ctest)
   --bin DIR          use the programs in DIR instead of building
@@ -55,6 +71,13 @@ the repetitions):
       relay2_ipc_tps=... guide_tps=... jq_tps=...
       push_vs_relay2=0.41 credit_vs_relay2=... push_vs_guide=...
       credit_vs_guide=... push_vs_jq=... credit_vs_jq=... n=5
+  balance workload=mixed lower_bound_s=1.148 credit_ratio=1.05
+      push_ratio=1.42 guide_ratio=1.51 greedy_ratio=1.11 target=1.15 n=5
+  latency round_trips=1800 credit_p50_us=... credit_p99_us=...
+      push_p50_us=... push_p99_us=... raw_p50_us=... raw_p99_us=...
+      credit_vs_raw_p50=... n=5
+  memory tasks=10000000 sink_warm_kb=... sink_peak_kb=... sink_end_kb=...
+      (and ventilator_, worker_) tps=...
   run exec tool=zfarm i=1 seconds=2.95
   exec tasks=2000 xargs_s=2.41 parallel_s=9.80 zfarm_s=2.95
       zfarm_vs_xargs=1.224 parallel_vs_zfarm=3.322 n=5
@@ -70,7 +93,8 @@ die() {
     exit 2
 }
 
-only='' reps=5 exec_tasks=2000 echo_tasks=1000000 jq_tasks=100000 keep=0 quick=0 bin=''
+only='' reps=5 exec_tasks=2000 echo_tasks=1000000 jq_tasks=100000 mem_tasks=10000000
+keep=0 quick=0 bin=''
 jobs=$(nproc 2>/dev/null || echo 2)
 need_arg() { (($1 >= 2)) || die "$2 needs a value"; }
 while (($#)); do
@@ -80,6 +104,7 @@ while (($#)); do
     --exec-tasks) need_arg $# "$1" && exec_tasks=$2 && shift ;;
     --echo) need_arg $# "$1" && echo_tasks=$2 && shift ;;
     --jq-tasks) need_arg $# "$1" && jq_tasks=$2 && shift ;;
+    --mem-tasks) need_arg $# "$1" && mem_tasks=$2 && shift ;;
     --quick) quick=1 ;;
     --bin) need_arg $# "$1" && bin=$2 && shift ;;
     --keep) keep=1 ;;
@@ -95,8 +120,9 @@ done
 is_count() { [[ $1 =~ ^[1-9][0-9]{0,7}$ ]]; }
 is_count "$reps" || die "-n takes a positive number, not '$reps'"
 if ((quick)); then
-    reps=1 exec_tasks=50 echo_tasks=20000 jq_tasks=2000
+    reps=1 exec_tasks=50 echo_tasks=20000 jq_tasks=2000 mem_tasks=50000
 fi
+is_count "$mem_tasks" || die "--mem-tasks takes a positive number, not '$mem_tasks'"
 is_count "$exec_tasks" || die "--exec-tasks takes a positive number, not '$exec_tasks'"
 is_count "$echo_tasks" || die "--echo takes a positive number, not '$echo_tasks'"
 is_count "$jq_tasks" || die "--jq-tasks takes a positive number, not '$jq_tasks'"
@@ -105,7 +131,7 @@ if [[ -n $bin ]]; then
     bin=$(readlink -f "$bin")
 fi
 is_count "$jobs" || die "-j takes a positive number, not '$jobs'"
-known=(throughput micro exec)
+known=(throughput micro balance latency memory exec)
 selected=("${known[@]}")
 if [[ -n $only ]]; then
     IFS=, read -ra selected <<<"$only"
@@ -292,6 +318,215 @@ if wanted micro; then
         fi
     else
         echo "micro error=not-built (Google Benchmark, Debian's libbenchmark-dev, is missing)"
+        failed_runs=$((failed_runs + 1))
+    fi
+fi
+
+# --- balance ----------------------------------------------------------------
+
+# workload NAME: one sleep in milliseconds per line, from a fixed seed
+# (Park-Miller: the same numbers from any awk).
+workload() {
+    case $1 in
+    mixed) # 200 tasks: 20 of 200 ms at seeded places, the rest 5 ms
+        awk 'BEGIN { x = 7; n = 200; for (i = 0; i < n; i++) v[i] = 5
+            for (k = 0; k < 20; ) { x = (x * 16807) % 2147483647; i = x % n
+                if (v[i] == 5) { v[i] = 200; k++ } }
+            for (i = 0; i < n; i++) print v[i] }' ;;
+    guide) # 100 tasks of 1-100 ms
+        awk 'BEGIN { x = 11; for (i = 0; i < 100; i++) {
+            x = (x * 16807) % 2147483647; print 1 + x % 100 } }' ;;
+    esac
+}
+# makespan_stats RESULTS WORKERS: "MAKESPAN LOWER_BOUND GREEDY" in seconds,
+# from the recorded start, ms and id of each result.
+makespan_stats() {
+    awk -v w="$2" '
+        {
+            ms = 0; st = 0; id = 0
+            if (match($0, /"ms":[-+.0-9eE]+/)) ms = substr($0, RSTART + 5, RLENGTH - 5) + 0
+            if (match($0, /"start":[-+.0-9eE]+/)) st = substr($0, RSTART + 8, RLENGTH - 8) + 0
+            if (match($0, /"id":[0-9]+/)) id = substr($0, RSTART + 5, RLENGTH - 5) + 0
+            if (n == 0 || st < first) first = st
+            if (st + ms / 1000 > last) last = st + ms / 1000
+            d[id] = ms / 1000; sum += ms / 1000; if (ms / 1000 > longest) longest = ms / 1000
+            if (id > maxid) maxid = id
+            n++
+        }
+        END {
+            lb = sum / w; if (longest > lb) lb = longest
+            for (k = 0; k < w; k++) free[k] = 0
+            for (i = 0; i <= maxid; i++) {
+                b = 0; for (k = 1; k < w; k++) if (free[k] < free[b]) b = k
+                free[b] += d[i]
+            }
+            g = 0; for (k = 0; k < w; k++) if (free[k] > g) g = free[k]
+            printf "%.4f %.4f %.4f\n", last - first, lb, g
+        }' "$1"
+}
+
+if wanted balance; then
+    for wl in mixed guide; do
+        workload "$wl" >"$work/$wl.ms"
+        awk '{ printf "{\"kind\":\"sleep\",\"payload\":\"%d\"}\n", $1 }' "$work/$wl.ms" \
+            >"$work/$wl.jsonl"
+        declare -A bal=()
+        for ((rep = 1; rep <= reps; rep++)); do
+            for mode in credit push; do
+                dir=$work/balance-$wl-$mode-$rep
+                mkdir -p "$dir"
+                if start_pipeline "$bin" "$dir" 4 -- --dispatch "$mode" \
+                    --tasks-file "$work/$wl.jsonl" && finish_pipeline 300; then
+                    read -r span lb greedy < <(makespan_stats "$dir/results.jsonl" 4)
+                    r=$(ratio "$span" "$lb")
+                    echo "run balance workload=$wl what=$mode i=$rep makespan_s=$span" \
+                        "lower_bound_s=$lb ratio=$r greedy_ratio=$(ratio "$greedy" "$lb")"
+                    bal[$mode]+=" $r" bal[greedy]+=" $(ratio "$greedy" "$lb")" bal[lb]+=" $lb"
+                    ((keep)) || rm -rf "$dir"
+                else
+                    echo "run balance workload=$wl what=$mode i=$rep error=failed dir=$dir"
+                    failed_runs=$((failed_runs + 1))
+                fi
+            done
+            if timeout 300 "$python" "$repo/bench/baselines/guide_pipeline.py" --workers 4 \
+                --sleep-file "$work/$wl.ms" >"$work/guide.out" 2>&1; then
+                span=$(sed -n 's/^makespan: \([0-9.]*\) .*/\1/p' "$work/guide.out")
+                # The same lower bound: the tasks' nominal times.
+                lb=$(awk '{ s += $1; if ($1 > m) m = $1 } END { l = s / 4; if (m > l) l = m
+                    printf "%.4f\n", l / 1000 }' "$work/$wl.ms")
+                r=$(ratio "$span" "$lb")
+                echo "run balance workload=$wl what=guide i=$rep makespan_s=$span" \
+                    "lower_bound_s=$lb ratio=$r"
+                bal[guide]+=" $r"
+            else
+                echo "run balance workload=$wl what=guide i=$rep error=failed"
+                failed_runs=$((failed_runs + 1))
+            fi
+        done
+        target=1.15
+        [[ $wl == guide ]] && target=1.05
+        # shellcheck disable=SC2086 # lists of numbers
+        echo "balance workload=$wl lower_bound_s=$(median ${bal[lb]:-})" \
+            "credit_ratio=$(median ${bal[credit]:-}) push_ratio=$(median ${bal[push]:-})" \
+            "guide_ratio=$(median ${bal[guide]:-}) greedy_ratio=$(median ${bal[greedy]:-})" \
+            "target=$target n=$reps" | tee -a "$work/balance.lines"
+    done
+    awk 'BEGIN { printf "{\"benchmark\": \"balance\", \"workloads\": [" }
+        { printf "%s{", (NR > 1 ? ", " : ""); sep = ""
+          for (i = 2; i <= NF; i++) { split($i, kv, "="); v = kv[2]
+              if (v == "-") v = "null"; else if (v !~ /^[0-9.]+$/) v = "\"" v "\""
+              printf "%s\"%s\": %s", sep, kv[1], v; sep = ", " }
+          printf "}" }
+        END { print "]}" }' "$work/balance.lines" >"$results_dir/balance.json"
+fi
+
+# --- latency ----------------------------------------------------------------
+
+# round_trips RESULTS: "P50 P99" in microseconds of the gaps between
+# consecutive task starts (one task in flight at a time), the first tenth
+# left out as warm-up.
+round_trips() {
+    sed -n 's/.*"start":\([-+.0-9eE]*\).*/\1/p' "$1" | sort -g |
+        awk '{ if (NR > 1) print ($1 - prev) * 1e6; prev = $1 }' >"$1.gaps"
+    awk -v n="$(wc -l <"$1.gaps")" 'NR > n / 10' "$1.gaps" | sort -g |
+        awk '{ v[n++] = $1 } END {
+            if (n < 10) { print "- -"; exit }
+            printf "%.1f %.1f\n", v[int(0.5 * n)], v[int(0.99 * n)] }'
+}
+
+if wanted latency; then
+    lat_tasks=2000
+    ((quick)) && lat_tasks=200
+    declare -A lat=()
+    for ((rep = 1; rep <= reps; rep++)); do
+        for mode in credit push; do
+            dir=$work/latency-$mode-$rep
+            mkdir -p "$dir"
+            if start_pipeline "$bin" "$dir" 1 -- --dispatch "$mode" --echo "$lat_tasks" \
+                --window 1 && finish_pipeline 300; then
+                read -r p50 p99 < <(round_trips "$dir/results.jsonl")
+                echo "run latency what=$mode i=$rep p50_us=$p50 p99_us=$p99"
+                lat[$mode-p50]+=" $p50" lat[$mode-p99]+=" $p99"
+                ((keep)) || rm -rf "$dir"
+            else
+                echo "run latency what=$mode i=$rep error=failed dir=$dir"
+                failed_runs=$((failed_runs + 1))
+            fi
+        done
+        if timeout 300 "$bin/zfarm-bench-relay" --latency --relays 1 --count "$lat_tasks" \
+            >"$work/latency.out" 2>&1; then
+            p50=$(sed -n 's/^latency_p50: \([0-9.]*\) .*/\1/p' "$work/latency.out")
+            p99=$(sed -n 's/^latency_p99: \([0-9.]*\) .*/\1/p' "$work/latency.out")
+            echo "run latency what=raw i=$rep p50_us=$p50 p99_us=$p99"
+            lat[raw-p50]+=" $p50" lat[raw-p99]+=" $p99"
+        else
+            echo "run latency what=raw i=$rep error=failed"
+            failed_runs=$((failed_runs + 1))
+        fi
+    done
+    line="latency tasks=$lat_tasks"
+    json=''
+    for k in credit-p50 credit-p99 push-p50 push-p99 raw-p50 raw-p99; do
+        # shellcheck disable=SC2086 # a list of numbers
+        v=$(median ${lat[$k]:-})
+        line+=" ${k//-/_}_us=$v"
+        json+="\"${k//-/_}_us\": $(json_num "$v"), "
+        declare "lat_$(echo "$k" | tr - _)=$v"
+    done
+    # shellcheck disable=SC2154 # declared just above
+    line+=" credit_vs_raw_p50=$(ratio "$lat_credit_p50" "$lat_raw_p50") n=$reps"
+    echo "$line"
+    echo "{\"benchmark\": \"latency\", \"rev\": \"$rev\", \"tasks\": $lat_tasks, ${json%, }}" \
+        >"$results_dir/latency.json"
+fi
+
+# --- memory -----------------------------------------------------------------
+
+# rss_kb PID: the resident set of PID's deepest descendant (the program
+# under its timeout and time wrappers), in KiB, or nothing.
+rss_kb() {
+    local leaf
+    leaf=$(tree "$1" | awk 'NR == 1')
+    awk '/^VmRSS:/ { print $2 }' "/proc/$leaf/status" 2>/dev/null || true
+}
+
+if wanted memory; then
+    dir=$work/memory
+    mkdir -p "$dir"
+    if start_pipeline "$bin" "$dir" 2 -- --dispatch push --echo "$mem_tasks"; then
+        : >"$dir/rss"
+        t=0
+        while kill -0 "$vent_pid" 2>/dev/null; do
+            {
+                echo "$t sink $(rss_kb "$sink_pid")"
+                echo "$t ventilator $(rss_kb "$vent_pid")"
+                for w in "${worker_pids[@]}"; do echo "$t worker $(rss_kb "$w")"; done
+            } >>"$dir/rss"
+            sleep 1
+            t=$((t + 1))
+        done
+        if finish_pipeline 60; then
+            tps=$(awk 'END { print NR }' "$dir/results.jsonl")
+            line="memory tasks=$mem_tasks seconds=$t"
+            line+=$(awk -v end="$t" '
+                NF == 3 { if (!($2 in seen)) { order[++k] = $2; seen[$2] = 1 }
+                          v[$2, $1] = ($3 > v[$2, $1]) ? $3 : v[$2, $1]
+                          if ($3 > peak[$2]) peak[$2] = $3; last[$2] = $3 }
+                END { warm = int(end / 10)
+                      for (i = 1; i <= k; i++) { p = order[i]
+                          printf " %s_warm_kb=%s %s_peak_kb=%s %s_end_kb=%s", p, v[p, warm] + 0, \
+                              p, peak[p], p, last[p] } }' "$dir/rss")
+            echo "$line recorded=$tps"
+            echo "$line" | awk '{ printf "{\"benchmark\": \"memory\""
+                for (i = 2; i <= NF; i++) { split($i, kv, "="); printf ", \"%s\": %s", kv[1], kv[2] }
+                print "}" }' >"$results_dir/memory.json"
+            ((keep)) || rm -rf "$dir"
+        else
+            echo "memory error=failed dir=$dir"
+            failed_runs=$((failed_runs + 1))
+        fi
+    else
+        echo "memory error=start dir=$dir"
         failed_runs=$((failed_runs + 1))
     fi
 fi

@@ -9,6 +9,13 @@ shape of zfarm's pipeline with none of its guarantees.
 
 Prints libzmq perf-style lines; the clock starts at the sink's first result
 and stops at its last.
+
+With --sleep-file FILE it runs the Guide's own workload instead: one task
+per line of FILE, a number of milliseconds each worker sleeps (taskwork.py),
+sent round-robin by PUSH as the Guide does, and prints the makespan: from
+the first task sent to the last result received (the workers are given half
+a second to connect first, the Guide's "press Enter when the workers are
+ready").
 """
 
 from __future__ import annotations
@@ -21,14 +28,17 @@ import time
 import zmq
 
 
-def taskwork(tasks: str, results: str) -> None:
+def taskwork(tasks: str, results: str, sleeps: bool) -> None:
     ctx = zmq.Context()
     receiver = ctx.socket(zmq.PULL)
     receiver.connect(tasks)
     sender = ctx.socket(zmq.PUSH)
     sender.connect(results)
     while True:
-        sender.send(receiver.recv())
+        task = receiver.recv()
+        if sleeps:
+            time.sleep(int(task) / 1000.0)
+        sender.send(task)
 
 
 def tasksink(results: str, count: int, ready, out) -> None:
@@ -40,7 +50,8 @@ def tasksink(results: str, count: int, ready, out) -> None:
     start = time.perf_counter()
     for _ in range(count - 1):
         receiver.recv()
-    out.put(time.perf_counter() - start)
+    end = time.perf_counter()
+    out.put((start, end))
 
 
 def main() -> int:
@@ -49,7 +60,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--transport", choices=("tcp", "ipc"), default="tcp")
+    parser.add_argument("--sleep-file", help="milliseconds to sleep, one task per line")
     args = parser.parse_args()
+    sleeps: list[bytes] = []
+    if args.sleep_file:
+        with open(args.sleep_file, encoding="ascii") as f:
+            sleeps = [line.strip().encode() for line in f if line.strip()]
+        args.count = len(sleeps)
     if args.count < 2 or args.workers < 1 or args.size < 0:
         parser.error("--count must be 2 or more, --workers 1 or more")
 
@@ -70,7 +87,7 @@ def main() -> int:
     sink.start()
     ready.wait()
     workers = [
-        ctx.Process(target=taskwork, args=(tasks, results), daemon=True)
+        ctx.Process(target=taskwork, args=(tasks, results, bool(sleeps)), daemon=True)
         for _ in range(args.workers)
     ]
     for w in workers:
@@ -79,10 +96,17 @@ def main() -> int:
     zctx = zmq.Context()
     sender = zctx.socket(zmq.PUSH)
     sender.bind(tasks)
-    payload = b"x" * args.size
-    for _ in range(args.count):
-        sender.send(payload)
-    seconds = out.get()
+    if sleeps:
+        time.sleep(0.5)  # the workers connect: the Guide's "press Enter"
+        first_sent = time.perf_counter()
+        for task in sleeps:
+            sender.send(task)
+    else:
+        payload = b"x" * args.size
+        for _ in range(args.count):
+            sender.send(payload)
+    first, last = out.get()
+    seconds = last - first
     for w in workers:
         w.kill()
     sink.join()
@@ -90,6 +114,10 @@ def main() -> int:
     zctx.term()
     print(f"transport: {args.transport}")
     print(f"workers: {args.workers}")
+    if sleeps:
+        print(f"tasks: {len(sleeps)}")
+        print(f"makespan: {last - first_sent:.3f} [s]")
+        return 0
     print(f"message_size: {args.size} [B]")
     print(f"message_count: {args.count}")
     print(f"seconds: {seconds:.3f}")
