@@ -8,10 +8,10 @@ usage() {
     cat <<'EOF'
 Usage: scripts/demo.sh [-j N] [--timeout S] [-h|--help] [VENTILATOR_ARGS...]
 
-Runs zfarm on localhost: a sink (--once), N workers (--exit-when-done) and a
-ventilator, each on free ports picked at random, with logs and results in a
-fresh temporary directory. Builds the binaries first (scripts/setup.sh) if
-they are missing.
+Runs zfarm on localhost with scripts/run-local.sh: a sink (--once), N workers
+(--exit-when-done) and a ventilator, each on free ports picked at random,
+with logs and results in a fresh temporary directory. Builds the binaries
+first (scripts/setup.sh) if they are missing.
 
 By default the ventilator runs the ZeroMQ Guide's workload with credit
 dispatch: --demo 100 --dispatch credit (100 tasks sleeping 1-100 ms; an idle
@@ -90,152 +90,20 @@ done
 ((has_workload)) || vent_args+=(--demo 100)
 ((has_dispatch)) || vent_args+=(--dispatch credit)
 
-cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
-bin=${ZFARM_BUILD_DIR:-build}/bin
-if [[ ! -x $bin/zfarm-sink || ! -x $bin/zfarm-worker || ! -x $bin/zfarm-ventilator ]]; then
-    echo "demo.sh: $bin has no zfarm binaries yet; building them (scripts/setup.sh)" >&2
-    bash scripts/setup.sh
-fi
-bin=$(readlink -f "$bin")
-
+here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 dir=$(mktemp -d "${TMPDIR:-/tmp}/zfarm-demo.XXXXXX")
+printf 'demo.sh: %d workers, ventilator %s\n' "$workers" "${vent_args[*]}"
 
-# Every process this script starts, so the trap can stop exactly those.
-pids=()
-cleanup() {
-    local pid alive=() i
-    for pid in "${pids[@]}"; do
-        kill -0 "$pid" 2>/dev/null && alive+=("$pid")
-    done
-    ((${#alive[@]})) || return 0
-    kill -TERM "${alive[@]}" 2>/dev/null || true
-    for ((i = 0; i < 30; i++)); do # up to 3 s to finish gracefully
-        for pid in "${alive[@]}"; do
-            kill -0 "$pid" 2>/dev/null && break
-            pid=
-        done
-        [[ -z $pid ]] && break
-        sleep 0.1
-    done
-    kill -KILL "${alive[@]}" 2>/dev/null || true
-    wait "${alive[@]}" 2>/dev/null || true
-}
-trap cleanup EXIT
-trap 'echo "demo.sh: interrupted; logs in $dir" >&2; exit 130' INT
-trap 'exit 143' TERM HUP
-
-# shellcheck source=scripts/lib/ports.sh
-source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/ports.sh"
-
-# A process that exits because another one took its port in the meantime.
-lost_port_race() { grep -qi 'address already in use' "$1"; }
-show_log() {
-    printf -- '--- %s (last lines)\n' "$1" >&2
-    tail -n 15 "$1" >&2 || true
-}
-
-# The sink first, then the ventilator, each once its ports listen: a worker
-# started later connects at once, whereas one started before the ventilator
-# binds retries only after ZeroMQ's reconnect interval (100-200 ms), which
-# would count as idle time in the job's wall clock. A bind that loses a race
-# for a port is retried on new ones.
-sink_log=$dir/sink.log vent_log=$dir/ventilator.log
-results=$dir/results.jsonl
-for attempt in 1 2 3; do
-    pr=$(pick_port) && chosen+=("$pr")
-    pc=$(pick_port) && chosen+=("$pc")
-    "$bin/zfarm-sink" --once -o "$results" --results "$(ep "$pr")" --control "$(ep "$pc")" \
-        2>"$sink_log" &
-    sink_pid=$!
-    pids+=("$sink_pid")
-    wait_listening all "$sink_pid" "$pr" "$pc" && break
-    cleanup
-    if ((attempt == 3)) || ! lost_port_race "$sink_log"; then
-        show_log "$sink_log"
-        die "the sink did not start"
-    fi
-done
-
-for attempt in 1 2 3; do
-    pt=$(pick_port) && chosen+=("$pt")
-    pk=$(pick_port) && chosen+=("$pk")
-    "$bin/zfarm-ventilator" --tasks "$(ep "$pt")" --credit "$(ep "$pk")" \
-        --results "$(ep "$pr")" --control "$(ep "$pc")" "${vent_args[@]}" \
-        >"$dir/ventilator.out" 2>"$vent_log" &
-    vent_pid=$!
-    pids+=("$vent_pid")
-    # It binds the tasks port (push dispatch) or the credit port (credit).
-    wait_listening any "$vent_pid" "$pt" "$pk" && break
-    status=0
-    if kill -0 "$vent_pid" 2>/dev/null; then
-        kill -TERM "$vent_pid"
-        status=1
-    fi
-    wait "$vent_pid" || status=$?
-    if ((attempt == 3)) || ! lost_port_race "$vent_log"; then
-        cat "$dir/ventilator.out" "$vent_log" >&2
-        exit "$status"
-    fi
-done
-
-worker_pids=()
-for ((i = 1; i <= workers; i++)); do
-    "$bin/zfarm-worker" --exit-when-done --id "worker-$i" \
-        --tasks "$(ep "$pt")" --credit "$(ep "$pk")" --results "$(ep "$pr")" --control "$(ep "$pc")" \
-        2>"$dir/worker-$i.log" &
-    pids+=($!)
-    worker_pids+=($!)
-done
-printf 'demo.sh: %d workers, ventilator %s; logs in %s\n' "$workers" "${vent_args[*]}" "$dir"
-
-# Wait for the ventilator; stop early if the sink or every worker is gone.
-alive() {
-    local pid
-    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && return 0; done
-    return 1
-}
-problem=
-deadline=$((SECONDS + timeout))
-while kill -0 "$vent_pid" 2>/dev/null; do
-    if ((timeout > 0 && SECONDS >= deadline)); then
-        problem="the job was still running after $timeout s (--timeout)"
-        break
-    fi
-    if ! alive "$sink_pid"; then
-        problem="the sink exited before the job finished"
-        break
-    fi
-    if ! alive "${worker_pids[@]}"; then
-        problem="every worker exited before the job finished"
-        break
-    fi
-    sleep 0.1
-done
-if [[ -n $problem ]] && kill -0 "$vent_pid" 2>/dev/null; then
-    printf 'demo.sh: %s; stopping the ventilator\n' "$problem" >&2
-    kill -TERM "$vent_pid" 2>/dev/null || true
-fi
+# The job itself: scripts/run-local.sh starts and watches every component.
 vent_status=0
-wait "$vent_pid" || vent_status=$?
-
-# The sink (--once) and the workers (--exit-when-done) leave on their own once
-# the job is done; give them 5 s.
-if [[ -z $problem ]]; then
-    for ((i = 0; i < 50; i++)); do
-        alive "$sink_pid" "${worker_pids[@]}" || break
-        sleep 0.1
-    done
-fi
-cleanup
-
-if [[ $problem == *exited* ]]; then
-    show_log "$sink_log"
-    for f in "$dir"/worker-*.log; do show_log "$f"; done
-fi
-if ((vent_status == 2)); then
+"$here/run-local.sh" -j "$workers" --timeout "$timeout" --dir "$dir" "${vent_args[@]}" \
+    >"$dir/ventilator.out" 2>"$dir/run-local.log" || vent_status=$?
+results=$dir/results.jsonl
+sink_log=$dir/sink.log
+if ((vent_status == 2)) || ! grep -q '^job ' "$dir/ventilator.out"; then
     cat "$dir/ventilator.out" >&2
-    show_log "$vent_log"
-    exit 2
+    grep -v ' ventilator info ' "$dir/run-local.log" >&2 || true
+    exit "$vent_status"
 fi
 
 # Summary. Results are JSON Lines; the sink writes the keys in sorted order,
@@ -244,7 +112,7 @@ fi
 vent_line=$(tail -n 1 "$dir/ventilator.out")
 wall=$(sed -n 's/.* done: .*, \([0-9][0-9.]*\) s (.*/\1/p' "$sink_log" | tail -n 1)
 echo
-echo "${vent_line:-ventilator printed no summary (exit status $vent_status); see $vent_log}"
+echo "${vent_line:-ventilator printed no summary (exit status $vent_status); see $dir}"
 [[ -s $results ]] || {
     echo "no results recorded; logs in $dir"
     exit "$vent_status"
