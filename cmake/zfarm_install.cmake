@@ -3,7 +3,7 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-install(TARGETS zfarm-ventilator zfarm-worker zfarm-sink RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS zfarm-ventilator zfarm-worker zfarm-sink zfarm-keygen RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS zfarm_common zfarm_worker EXPORT zfarm-targets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
