@@ -18,3 +18,8 @@ if(ZFARM_SANITIZER)
                          -fno-omit-frame-pointer -fno-sanitize-recover=all)
   target_link_options(zfarm_build_flags INTERFACE -fsanitize=${_zfarm_san_flag})
 endif()
+if(ZFARM_FUZZ)
+  # Coverage for libFuzzer in every zfarm target; the fuzz targets add the
+  # fuzzer's main themselves.
+  target_compile_options(zfarm_build_flags INTERFACE -fsanitize=fuzzer-no-link)
+endif()

@@ -36,12 +36,16 @@ EOF
 # ccache: rebuilds, and fresh clones on the same machine, reuse objects.
 # iproute2 (ip netns, tc) and iptables: the partition and degraded-link tests
 # (a worker in a network namespace); libnetfilter-queue-dev: their NFQUEUE
-# impairer, for kernels without netem.
+# impairer, for kernels without netem. libbenchmark-dev: the micro-benchmarks;
+# parallel: the command-job tests and benchmark compare against GNU parallel;
+# clang: the libFuzzer targets (scripts/fuzz.sh); time: CPU figures of the
+# benchmarks.
 readonly packages=(
     cmake g++ make pkg-config git iproute2 iptables ccache libnetfilter-queue-dev
     libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
     libgtest-dev libgmock-dev
     clang-format shellcheck
+    libbenchmark-dev parallel clang time
 )
 
 die() {

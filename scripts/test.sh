@@ -17,10 +17,12 @@ Installs missing packages (scripts/setup.sh --deps-only), then runs:
   ctest       ctest --test-dir build (fails when no test is found)
   asan-build  build-asan/ (Debug) with -DZFARM_SANITIZER=address,undefined -DZFARM_WERROR=ON
   asan-ctest  ctest --test-dir build-asan, any sanitizer report fails the test
+  fuzz        scripts/fuzz.sh --seconds ZFARM_FUZZ_SECONDS (default 30): the
+              libFuzzer targets, built with clang, after replaying past crashers
 
 Options:
-  --quick          skip the sanitizer stages
-  --sanitize-only  run only the sanitizer stages
+  --quick          skip the sanitizer and fuzz stages
+  --sanitize-only  run only the sanitizer and fuzz stages
   -h, --help       show this help
   -- ARGS...       pass ARGS to both ctest runs (e.g. -- -R Codec, -- -L unit)
 
@@ -162,6 +164,14 @@ if ((run_asan)); then
     fi
 elif ((!${build_failed:-0})); then
     skipped+=(asan-build asan-ctest)
+fi
+if ((run_asan)); then
+    stage "fuzz: scripts/fuzz.sh --seconds ${ZFARM_FUZZ_SECONDS:-30}"
+    status=0
+    bash scripts/fuzz.sh --seconds "${ZFARM_FUZZ_SECONDS:-30}" || status=$?
+    record fuzz "$status"
+elif ((!${build_failed:-0})); then
+    skipped+=(fuzz)
 fi
 
 join() {
