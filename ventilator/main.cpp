@@ -1,6 +1,8 @@
 // zfarm-ventilator: opens a job, streams its tasks to workers, waits for the
 // sink to record them all, prints one summary line and exits with the job's
-// status (0 all ok, 1 some failed or interrupted, 2 bad usage).
+// status (0 all ok, 1 some failed, interrupted or halted, 2 bad usage). The
+// tasks are a built-in workload, a tasks file, or a command run once per
+// input line (command_cli.hpp).
 #include <unistd.h>
 
 #include <chrono>
@@ -9,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "command_cli.hpp"
 #include "task_source.hpp"
 #include "ventilator.hpp"
 #include "zfarm/cli.hpp"
@@ -79,10 +82,14 @@ int main(int argc, char** argv) {
     app.add_flag("--resume", opt.resume,
                  "Continue job --job: send only the tasks the sink has not recorded")
         ->needs(job_opt);
+    app.add_flag("--halt-on-failure", opt.halt_on_failure,
+                 "At the first task recorded failed (after its retries): send no new task, "
+                 "let those in flight finish, cancel the job and exit 1");
     (void)tasks_opt;
     (void)credit_opt;
 
-    auto* workload = app.add_option_group("workload", "exactly one of these");
+    auto* workload =
+        app.add_option_group("workload", "exactly one of these, or a command after --");
     std::uint64_t demo_n = 0, echo_n = 0, sleep_n = 0, spin_n = 0, seed = 1, ms = 0;
     std::size_t size = 32;
     std::string tasks_file;
@@ -93,7 +100,9 @@ int main(int argc, char** argv) {
     auto* spin = workload->add_option("--spin", spin_n, "N tasks burning CPU --ms each");
     auto* file = workload->add_option("--tasks-file", tasks_file,
                                       "JSON Lines: {\"kind\":..,\"payload\":..} (- for stdin)");
-    workload->require_option(1);
+    workload->require_option(0, 1);
+    command_flags command;
+    add_command_flags(app, command);
     auto* seed_opt =
         app.add_option("--seed", seed, "Seed for --demo")->capture_default_str()->needs(demo);
     auto* size_opt = app.add_option("--size", size, "Payload bytes for --echo")
@@ -104,9 +113,25 @@ int main(int argc, char** argv) {
                        ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{86400000}));
     (void)seed_opt;
     (void)size_opt;
+    take_command(argc, argv, command);
     if (auto rc = parse_command_line(app, argc, argv)) return *rc;
 
     const std::string prog = app.get_name();
+    const bool workload_given = *demo || *echo || *sleep || *spin || *file;
+    if (workload_given && command.command_given())
+        return usage_error(prog,
+                           "a command after -- is the workload: give it without "
+                           "--demo, --echo, --sleep, --spin or --tasks-file");
+    if (!workload_given && !command.command_given() && command.group->count_all() == 0)
+        return usage_error(prog,
+                           "no workload: give one of --demo, --echo, --sleep, --spin, "
+                           "--tasks-file, or a command after -- (see --help)");
+    std::unique_ptr<task_source> source;
+    if (!workload_given || command.group->count_all() > 0) {  // errors if a flag lacks its command
+        auto c = make_command_source(command);
+        if (!c) return usage_error(prog, c.error());
+        source = std::move(*c);
+    }
     if ((*sleep || *spin) && !*ms_opt) return usage_error(prog, "--sleep and --spin need --ms");
     if (*ms_opt && !*sleep && !*spin)
         return usage_error(prog, "--ms only applies to --sleep and --spin");
@@ -128,7 +153,6 @@ int main(int argc, char** argv) {
     if (size + 1024 > common.transport.max_message)
         return usage_error(prog, "--size does not fit in --max-message");
 
-    std::unique_ptr<task_source> source;
     if (*demo) source = make_demo_source(demo_n, seed);
     if (*echo) source = make_fixed_source(echo_n, "echo", std::string(size, 'x'));
     if (*sleep) source = make_fixed_source(sleep_n, "sleep", std::to_string(ms));
@@ -145,6 +169,10 @@ int main(int argc, char** argv) {
     init_logging("ventilator", common.verbosity());
     install_stop_handlers();
     opt.transport = common.transport;
+    if (opt.resume && command.command_given() && command.input == "-")
+        spdlog::warn(
+            "--resume with input from stdin: it must be the same lines as the run it "
+            "continues, or the wrong tasks are skipped");
     auto outcome = run_ventilator(opt, *source);
     if (!outcome) {
         spdlog::error("{}", outcome.error());
@@ -152,6 +180,16 @@ int main(int argc, char** argv) {
     }
     const auto& o = *outcome;
     if (o.interrupted) return k_exit_failed_tasks;
+    if (o.halted_by) {
+        std::printf(
+            "job %s halted: task %llu failed; %llu tasks sent, %llu failed, job cancelled, "
+            "%.3f s\n",
+            o.job.c_str(), static_cast<unsigned long long>(*o.halted_by),
+            static_cast<unsigned long long>(o.total), static_cast<unsigned long long>(o.failed),
+            o.seconds);
+        std::fflush(stdout);
+        return k_exit_failed_tasks;
+    }
     std::printf("job %s: %llu tasks, %llu ok, %llu failed, %u workers, %.3f s\n", o.job.c_str(),
                 static_cast<unsigned long long>(o.total), static_cast<unsigned long long>(o.ok),
                 static_cast<unsigned long long>(o.failed), o.workers, o.seconds);

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "failure_halt.hpp"
 #include "ledger.hpp"
 #include "zfarm/codec.hpp"
 #include "zfarm/logging.hpp"
@@ -58,6 +59,7 @@ class dispatcher {
           monitor_(monitor),
           sink_monitor_(sink_monitor),
           ledger_(opt.window),
+          halt_(opt.halt_on_failure),
           asking_recorded_(opt.resume) {}
 
     expected<job_outcome, std::string> run();
@@ -77,6 +79,8 @@ class dispatcher {
     // A new connection to the sink after one was lost: a restarted sink may
     // have lost results it had not written, so ask it what it recorded.
     void on_sink_monitor();
+    // The job given up: cancelled on the sink (7.7), with what was sent so far.
+    job_outcome cancel(clock::time_point started);
     // Tasks the sink has recorded that we have not sent (resume): skipped.
     bool already_recorded(std::uint64_t id) const {
         return id < recorded_floor_ || recorded_ids_.contains(id);
@@ -111,6 +115,7 @@ class dispatcher {
     zmq::socket_t* monitor_;       // push mode: connection events of the tasks socket
     zmq::socket_t& sink_monitor_;  // connection events of the control socket
     ledger ledger_;
+    failure_halt halt_;
     drop_counter drops_;
     std::string scratch_;
 
@@ -199,6 +204,11 @@ bool dispatcher::on_control() {
                 }
                 ledger_.acknowledge(id);
             }
+            if (halt_.on_failed(a->failed))
+                spdlog::warn(
+                    "task {} failed: halting job {} (--halt-on-failure): no new tasks; "
+                    "{} in flight finish first",
+                    *halt_.first_failed(), opt_.job, ledger_.size());
             if (a->ids.empty()) {  // the sink's periodic relay of held tasks
                 const auto now = clock::now();
                 reported_.clear();
@@ -461,7 +471,7 @@ expected<bool, std::string> dispatcher::dispatch(clock::time_point now) {
                 continue;
             }
         } else {
-            if (window_full()) break;
+            if (!halt_.may_send_new() || window_full()) break;
             if (!pending_) {
                 if (exhausted_) break;
                 auto next = source_.next();
@@ -542,6 +552,15 @@ expected<bool, std::string> dispatcher::dispatch(clock::time_point now) {
     return progressed;
 }
 
+job_outcome dispatcher::cancel(clock::time_point started) {
+    if (opened_) send_to_sink(proto::job_close{opt_.job, next_id_, true});
+    job_outcome out;
+    out.job = opt_.job;
+    out.total = next_id_;
+    out.seconds = std::chrono::duration<double>(clock::now() - started).count();
+    return out;
+}
+
 expected<job_outcome, std::string> dispatcher::run() {
     const auto started = clock::now();
     auto next_open = started;
@@ -554,12 +573,14 @@ expected<job_outcome, std::string> dispatcher::run() {
         if (stop_requests() > 0) {
             spdlog::warn("interrupted: {} of {} sent task(s) recorded; cancelling job {}",
                          ledger_.acknowledged(), next_id_, opt_.job);
-            if (opened_) send_to_sink(proto::job_close{opt_.job, next_id_, true});
-            job_outcome out;
-            out.job = opt_.job;
-            out.total = next_id_;
-            out.seconds = std::chrono::duration<double>(clock::now() - started).count();
+            auto out = cancel(started);
             out.interrupted = true;
+            return out;
+        }
+        if (halt_.should_cancel(ledger_.size(), closed)) {
+            auto out = cancel(started);
+            out.halted_by = halt_.first_failed();
+            out.failed = halt_.failures();
             return out;
         }
         auto now = clock::now();
@@ -594,7 +615,8 @@ expected<job_outcome, std::string> dispatcher::run() {
         }
 
         const bool want_out = !credit_mode() && opened_ &&
-                              (!resend_.empty() || ((pending_ || !exhausted_) && !window_full()));
+                              (!resend_.empty() || (halt_.may_send_new() &&
+                                                    (pending_ || !exhausted_) && !window_full()));
         zmq::pollitem_t items[] = {
             {control_.handle(), 0, ZMQ_POLLIN, 0},
             {tasks_.handle(), 0,

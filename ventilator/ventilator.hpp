@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "task_source.hpp"
@@ -34,6 +35,9 @@ struct ventilator_options {
     // A task neither recorded nor reported held by a live worker this long
     // after it was sent is sent again.
     std::chrono::milliseconds lease{30000};
+    // Stop at the first task the sink records failed (7.12): send nothing
+    // new, let the tasks in flight finish, then cancel the job.
+    bool halt_on_failure = false;
     transport_options transport;
 };
 
@@ -45,6 +49,9 @@ struct job_outcome {
     std::uint32_t workers = 0;
     double seconds = 0;
     bool interrupted = false;
+    // Set when --halt-on-failure cancelled the job: the first failed task.
+    // `total` is then the number of tasks sent and `failed` those seen failed.
+    std::optional<std::uint64_t> halted_by;
 };
 
 // Runs one job to completion. An error is a one-line reason (bad endpoint,

@@ -134,6 +134,42 @@ TEST_F(VentilatorUsage, UnknownDispatchExitsTwo) {
     EXPECT_TRUE(is_usage_error("zfarm-ventilator", {"bogus"}));
 }
 
+TEST_F(VentilatorUsage, SeparatorWithoutCommandExitsTwo) {
+    run("zfarm-ventilator", concat(endpoints(), {"--"}));
+    EXPECT_TRUE(is_usage_error("zfarm-ventilator", {"--", "command"}));
+}
+
+TEST_F(VentilatorUsage, CommandWithAWorkloadExitsTwo) {
+    run("zfarm-ventilator", concat(endpoints(), {"--echo", "1", "--", "true"}));
+    EXPECT_TRUE(is_usage_error("zfarm-ventilator", {"--echo", "command"}));
+}
+
+TEST_F(VentilatorUsage, CommandFlagWithoutCommandExitsTwo) {
+    run("zfarm-ventilator", concat(endpoints(), {"--demo", "1", "--shell"}));
+    EXPECT_TRUE(is_usage_error("zfarm-ventilator", {"--shell needs a command after --"}));
+}
+
+TEST_F(VentilatorUsage, FlagAfterSeparatorExitsTwo) {
+    run("zfarm-ventilator", concat(endpoints(), {"--", "--shell", "echo {}"}));
+    EXPECT_TRUE(is_usage_error("zfarm-ventilator", {"'--shell'", "before --"}));
+}
+
+TEST_F(VentilatorUsage, MissingInputExitsTwo) {
+    run("zfarm-ventilator", concat(endpoints(), {"--input", "/nonexistent", "--", "true"}));
+    EXPECT_TRUE(is_usage_error("zfarm-ventilator", {"cannot read /nonexistent"}));
+}
+
+TEST_F(VentilatorUsage, DirectoryAsInputExitsTwo) {
+    run("zfarm-ventilator", concat(endpoints(), {"--input", dir.path().string(), "--", "true"}));
+    EXPECT_TRUE(is_usage_error("zfarm-ventilator", {dir.path().string(), "is a directory"}));
+}
+
+TEST_F(VentilatorUsage, EnvOfAnUnsetVariableExitsTwo) {
+    run("zfarm-ventilator", concat(endpoints(), {"--env", "ZFARM_TEST_NEVER_SET_9F3A", "--input",
+                                                 "/dev/null", "--", "true"}));
+    EXPECT_TRUE(is_usage_error("zfarm-ventilator", {"ZFARM_TEST_NEVER_SET_9F3A is not set"}));
+}
+
 TEST_F(WorkerUsage, ZeroThreadsExitsTwo) {
     run("zfarm-worker", concat(endpoints(), {"--threads", "0"}));
     EXPECT_TRUE(is_usage_error("zfarm-worker", {"--threads"}));
