@@ -77,6 +77,9 @@ int worker_program(int argc, char** argv, const std::string& program,
     install_stop_handlers();
     opt.transport = common.transport;
     opt.observe_stop_signals = true;
+    if (opt.allow_exec)
+        spdlog::info("exec tasks allowed: commands run as this user, {} bytes kept of each output",
+                     opt.max_output);
     if (opt.allow_exec && 2 * opt.max_output + 65536 > opt.transport.max_message)
         spdlog::warn(
             "--max-output {} lets an exec result outgrow a {}-byte frame; a sink with that "
