@@ -1,8 +1,10 @@
 // Unit tests for worker/src/exec_kind.hpp and child_process.hpp: the `exec`
-// task kind (PROTOCOL.md 6.4), its handler called directly with a task_view.
+// task kind (PROTOCOL.md 6.4), its handler called directly with a task_view:
+// results, errors, environment, directory, descriptors, signals and output
+// caps. Killing at the deadline or on cancel: exec_kind_kill_test.cpp.
 // Commands are the POSIX tools of any Debian machine (sh, printf, head, pwd,
-// cat, setsid). Waits are bounded and generous: these must hold on a loaded
-// two-core machine.
+// cat, grep, ls). Waits are bounded and generous: these must hold on a
+// loaded two-core machine.
 #include "exec_kind.hpp"
 
 #include <gtest/gtest.h>
@@ -10,104 +12,20 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "executor_pool.hpp"
+#include "unit/exec_test_helpers.hpp"
 #include "unit/temp_dir.hpp"
 #include "zfarm/exec_format.hpp"
 
 namespace {
 
-using namespace std::chrono_literals;
-using clock_type = std::chrono::steady_clock;
-using zfarm::handler_result;
-using zfarm::task_view;
-using zfarm::detail::exec_kind;
-using zfarm::exec::outcome;
-
-constexpr std::uint64_t k_mib = 1024 * 1024;
-
-std::string payload(std::vector<std::string> argv,
-                    std::vector<std::pair<std::string, std::string>> env = {},
-                    std::string dir = {}) {
-    return zfarm::exec::encode(
-        zfarm::exec::command{std::move(argv), std::move(env), std::move(dir)});
-}
-
-handler_result run(exec_kind& k, const std::string& p,
-                   clock_type::time_point deadline = clock_type::time_point::max(),
-                   const std::atomic<bool>* cancel = nullptr) {
-    return k(task_view("unit", 1, 1, "exec", p, cancel, deadline));
-}
-
-// The outcome map of an ok or failed result; fails the test when there is none.
-outcome outcome_of(const handler_result& r) {
-    const std::string& bytes = r ? *r : r.error().output;
-    auto o = zfarm::exec::decode_outcome(bytes);
-    if (!o) {
-        ADD_FAILURE() << "no outcome map: " << o.error();
-        return {};
-    }
-    return *o;
-}
-
-std::string reason_of(const handler_result& r) {
-    return r ? std::string("(ok)") : r.error().reason;
-}
-
-std::string host() {
-    char buf[256] = {};
-    ::gethostname(buf, sizeof buf - 1);
-    return buf;
-}
-
-// The file's content once it ends with a newline (a shell's `echo` done), or
-// "" after `limit`.
-std::string wait_for_line(const std::string& path, clock_type::duration limit = 10s) {
-    const auto end = clock_type::now() + limit;
-    while (clock_type::now() < end) {
-        std::ifstream in(path);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        const std::string s = ss.str();
-        if (!s.empty() && s.back() == '\n') return s;
-        std::this_thread::sleep_for(10ms);
-    }
-    return {};
-}
-
-// Gone: no such process, or a zombie nobody has reaped yet (this machine's
-// init may not reap orphans).
-bool process_gone(pid_t pid) {
-    if (::kill(pid, 0) != 0) return errno == ESRCH;
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(in, line);
-    const auto paren = line.rfind(')');
-    if (paren == std::string::npos || paren + 2 >= line.size()) return true;
-    return line[paren + 2] == 'Z' || line[paren + 2] == 'X';
-}
-
-bool wait_until_gone(pid_t pid, clock_type::duration limit = 10s) {
-    const auto end = clock_type::now() + limit;
-    while (!process_gone(pid)) {
-        if (clock_type::now() >= end) return false;
-        std::this_thread::sleep_for(10ms);
-    }
-    return true;
-}
-
-double seconds_since(clock_type::time_point t) {
-    return std::chrono::duration<double>(clock_type::now() - t).count();
-}
+using namespace zfarm::unit;
 
 TEST(ExecKind, RunsACommandAndCapturesItsStdout) {
     exec_kind k(k_mib);
@@ -318,103 +236,6 @@ TEST(ExecKind, ReportsThePeakResidentSetSize) {
     const auto r = run(k, payload({"true"}));
     ASSERT_TRUE(r) << reason_of(r);
     EXPECT_GT(outcome_of(r).rss_kb, 0u);
-}
-
-TEST(ExecKind, KillsTheWholeProcessGroupAtTheDeadline) {
-    // 6.4.4: "When the attempt's deadline passes (6.6), the worker MUST kill
-    // the command's whole process group, and reports the task failed with
-    // error `timed out after N ms` (the map's `signal` is the signal that
-    // ended it)". Run through execute(), which writes the timeout's text.
-    zfarm::unit::temp_dir dir;
-    const std::string pid_file = dir.file("background.pid");
-    zfarm::detail::handler_table table;
-    table["exec"] = zfarm::detail::handler_entry{
-        [k = std::make_shared<exec_kind>(k_mib)](const task_view& t) { return (*k)(t); }, false};
-    const zfarm::proto::task t{
-        "unit",
-        7,
-        1,
-        "exec",
-        payload({"sh", "-c", "sleep 100 & echo $! > " + pid_file + "; echo started; wait"}),
-        2000};
-    const auto start = clock_type::now();
-    const auto r = zfarm::detail::execute(table, t, "unit-worker", nullptr);
-    EXPECT_LT(seconds_since(start), 2.0 + 5.0);
-    EXPECT_EQ(r.status, zfarm::proto::task_status::failed);
-    EXPECT_EQ(r.error, "timed out after 2000 ms");
-    auto o = zfarm::exec::decode_outcome(r.output);
-    ASSERT_TRUE(o) << o.error();
-    EXPECT_EQ(o->signal, SIGTERM);
-    EXPECT_EQ(o->out, "started\n");
-    const std::string pid = wait_for_line(pid_file, 1s);
-    ASSERT_FALSE(pid.empty()) << "the command did not start its background child in 2 s";
-    EXPECT_TRUE(wait_until_gone(std::stoi(pid))) << "background child " << pid << " survived";
-}
-
-TEST(ExecKind, CancellationKillsTheWholeProcessGroup) {
-    zfarm::unit::temp_dir dir;
-    const std::string pid_file = dir.file("background.pid");
-    exec_kind k(k_mib);
-    std::atomic<bool> cancel{false};
-    std::thread canceller([&] {
-        wait_for_line(pid_file);
-        cancel = true;
-    });
-    const auto start = clock_type::now();
-    const auto r = run(k, payload({"sh", "-c", "sleep 100 & echo $! > " + pid_file + "; wait"}),
-                       clock_type::time_point::max(), &cancel);
-    canceller.join();
-    EXPECT_LT(seconds_since(start), 10.0 + 5.0);
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().reason, "cancelled");
-    EXPECT_EQ(outcome_of(r).signal, SIGTERM);
-    const std::string pid = wait_for_line(pid_file, 1s);
-    ASSERT_FALSE(pid.empty());
-    EXPECT_TRUE(wait_until_gone(std::stoi(pid))) << "background child " << pid << " survived";
-}
-
-TEST(ExecKind, SendsSigkillWhenTheCommandIgnoresSigterm) {
-    // 6.4.4 (informative): "SIGTERM to the group, then SIGKILL 500 ms later".
-    zfarm::unit::temp_dir dir;
-    const std::string ready = dir.file("ready");
-    exec_kind k(k_mib);
-    std::atomic<bool> cancel{false};
-    clock_type::time_point cancelled_at;
-    std::thread canceller([&] {
-        wait_for_line(ready);
-        cancelled_at = clock_type::now();
-        cancel = true;
-    });
-    const auto r = run(
-        k, payload({"sh", "-c", "trap '' TERM; echo > " + ready + "; while :; do sleep 1; done"}),
-        clock_type::time_point::max(), &cancel);
-    canceller.join();
-    const double after_cancel = seconds_since(cancelled_at);
-    ASSERT_FALSE(r);
-    EXPECT_EQ(outcome_of(r).signal, SIGKILL);
-    EXPECT_GE(after_cancel, 0.45);
-    EXPECT_LT(after_cancel, 10.0);
-}
-
-TEST(ExecKind, OutputHeldOpenByAnEscapedGrandchildHoldsTheHandlerAtMostASecond) {
-    // 6.4.5: "its output is read until every writer has closed it or 1 s has
-    // passed". The grandchild leaves the group (setsid), so it outlives the
-    // command and keeps its stdout open.
-    zfarm::unit::temp_dir dir;
-    const std::string pid_file = dir.file("grandchild.pid");
-    exec_kind k(k_mib);
-    const auto start = clock_type::now();
-    const auto r = run(k, payload({"sh", "-c",
-                                   "setsid sh -c 'echo $$ > " + pid_file +
-                                       "; exec sleep 60' & "
-                                       "while [ ! -s " +
-                                       pid_file + " ]; do sleep 0.01; done; echo leader done"}));
-    const double took = seconds_since(start);
-    const std::string pid = wait_for_line(pid_file, 1s);
-    if (!pid.empty()) ::kill(std::stoi(pid), SIGKILL);
-    ASSERT_TRUE(r) << reason_of(r);
-    EXPECT_EQ(outcome_of(r).out, "leader done\n");
-    EXPECT_LT(took, 10.0);  // not the grandchild's 60 s
 }
 
 TEST(ExecKind, BadPayloadFailsWithoutOutput) {

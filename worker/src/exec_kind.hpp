@@ -10,8 +10,8 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
+#include <string_view>
 
 #include "child_process.hpp"
 #include "zfarm/worker.hpp"

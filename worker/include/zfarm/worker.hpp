@@ -8,6 +8,10 @@
 // run() thread when registered inline); a handler must be safe to call
 // concurrently when threads > 1. stop() may be called from any thread, and is
 // async-signal-safe. No exception crosses this API: errors are values.
+//
+// Processes: with worker_options::allow_exec, `exec` tasks run commands as
+// child processes (PROTOCOL.md 6.4), each in a process group of its own;
+// the worker then needs SIGCHLD not ignored, and restores its default if it is.
 #pragma once
 
 #include <atomic>
