@@ -185,6 +185,11 @@ TEST_F(WorkerUsage, BadResultsEndpointExitsTwo) {
     EXPECT_TRUE(is_usage_error("zfarm-worker", {"'foo'"}));
 }
 
+TEST_F(WorkerUsage, BadMaxOutputExitsTwo) {
+    run("zfarm-worker", concat(endpoints(), {"--allow-exec", "--max-output", "lots"}));
+    EXPECT_TRUE(is_usage_error("zfarm-worker", {"--max-output"}));
+}
+
 TEST_F(SinkUsage, UnknownFlagExitsTwo) {
     run("zfarm-sink", concat(sink_endpoints(), {"--frobnicate"}));
     EXPECT_TRUE(is_usage_error("zfarm-sink", {"--frobnicate"}));

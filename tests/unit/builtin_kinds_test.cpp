@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -17,10 +18,12 @@
 #include <string>
 #include <thread>
 #include <variant>
+#include <vector>
 
 #include <zmq.hpp>
 
 #include "zfarm/codec.hpp"
+#include "zfarm/exec_format.hpp"
 #include "zfarm/worker.hpp"
 
 namespace {
@@ -36,7 +39,8 @@ constexpr int k_receive_guard_ms = 10000;  // a hang guard, not a timing asserti
 class in_process_worker {
   public:
     explicit in_process_worker(std::function<void(zfarm::worker&)> setup = {},
-                               bool builtin_kinds = true)
+                               bool builtin_kinds = true,
+                               std::function<void(zfarm::worker_options&)> configure = {})
         : previous_level_(spdlog::get_level()) {
         spdlog::set_level(spdlog::level::warn);
         static std::atomic<int> counter{0};
@@ -58,6 +62,7 @@ class in_process_worker {
         o.identity = "unit-worker";
         o.threads = 2;
         o.builtin_kinds = builtin_kinds;
+        if (configure) configure(o);
         worker_ = std::make_unique<zfarm::worker>(o);
         if (setup) setup(*worker_);
         thread_ = std::thread([this] { outcome_.emplace(worker_->run()); });
@@ -233,6 +238,69 @@ TEST(BuiltinKinds, AreAbsentWhenTheAppOptsOut) {
     const result r = w.run("sleep", "5");
     EXPECT_EQ(r.status, task_status::failed);
     EXPECT_EQ(r.error, "unknown task kind 'sleep'");
+}
+
+// The exec kind as the worker registers it (PROTOCOL.md 6.4); the handler
+// itself is tested in exec_kind_test.cpp.
+std::string exec_payload(std::vector<std::string> argv) {
+    return zfarm::exec::encode(zfarm::exec::command{std::move(argv)});
+}
+
+void allow_exec(zfarm::worker_options& o) {
+    o.allow_exec = true;
+    o.max_output = 4;
+}
+
+TEST(ExecKindInWorker, IsRefusedUnlessAllowed) {
+    // 6.4.1: "A worker MUST NOT run commands unless its operator allowed it
+    // [...] it MUST fail the task, with no output"; "neither stops the worker".
+    in_process_worker w;
+    const result r = w.run("exec", exec_payload({"true"}));
+    EXPECT_EQ(r.status, task_status::failed);
+    EXPECT_EQ(r.error, "exec is not allowed on this worker (start it with --allow-exec)");
+    EXPECT_EQ(r.output, "");
+    EXPECT_EQ(w.run("echo", "still here").output, "still here");
+}
+
+TEST(ExecKindInWorker, IsRefusedWithoutTheBuiltinKindsToo) {
+    in_process_worker w({}, /*builtin_kinds=*/false);
+    EXPECT_EQ(w.run("exec", exec_payload({"true"})).error,
+              "exec is not allowed on this worker (start it with --allow-exec)");
+}
+
+TEST(ExecKindInWorker, RunsWhenAllowedWithTheWorkersOutputCap) {
+    in_process_worker w({}, true, allow_exec);
+    const result r = w.run("exec", exec_payload({"printf", "123456"}));
+    ASSERT_EQ(r.status, task_status::ok) << r.error;
+    EXPECT_EQ(r.kind, "exec");
+    auto o = zfarm::exec::decode_outcome(r.output);
+    ASSERT_TRUE(o) << o.error();
+    EXPECT_EQ(o->out, "1234");
+    EXPECT_EQ(o->out_dropped, 2u);
+}
+
+TEST(ExecKindInWorker, SendsTheOutputMapOfAFailedCommand) {
+    // 6.4.3: "The output map is sent in every case but the refusal and the
+    // bad payload of rule 1, so the sink records what a failed command printed."
+    in_process_worker w({}, true, allow_exec);
+    const result r = w.run("exec", exec_payload({"sh", "-c", "printf oops; exit 3"}));
+    EXPECT_EQ(r.status, task_status::failed);
+    EXPECT_EQ(r.error, "exit code 3");
+    auto o = zfarm::exec::decode_outcome(r.output);
+    ASSERT_TRUE(o) << o.error();
+    EXPECT_EQ(o->exit_code, 3);
+    EXPECT_EQ(o->out, "oops");
+}
+
+TEST(ExecKindInWorker, CommandPastItsDeadlineTimesOutWithItsOutputMap) {
+    in_process_worker w({}, true, allow_exec);
+    const result r = w.run("exec", exec_payload({"sleep", "100"}), 300);
+    EXPECT_EQ(r.status, task_status::failed);
+    EXPECT_EQ(r.error, "timed out after 300 ms");
+    auto o = zfarm::exec::decode_outcome(r.output);
+    ASSERT_TRUE(o) << o.error();
+    EXPECT_EQ(o->signal, SIGTERM);
+    EXPECT_LT(r.elapsed_us, 300000u + 5000000u);
 }
 
 }  // namespace

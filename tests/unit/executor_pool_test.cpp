@@ -87,6 +87,18 @@ TEST(Execute, RecordsTheHandlersErrorReason) {
     EXPECT_EQ(r.error, "disk full");
 }
 
+TEST(Execute, SendsTheOutputOfAFailedHandler) {
+    // PROTOCOL.md 5.4: "a failed task's is empty unless its kind says
+    // otherwise (exec reports how the command failed, 6.4)".
+    const auto h = table_with("fail", [](const task_view&) -> handler_result {
+        return unexpected{zfarm::task_error{"exit code 3", "what it printed"}};
+    });
+    const auto r = execute(h, make_task("fail"), k_worker, nullptr);
+    EXPECT_EQ(r.status, task_status::failed);
+    EXPECT_EQ(r.error, "exit code 3");
+    EXPECT_EQ(r.output, "what it printed");
+}
+
 TEST(Execute, GivesAnEmptyErrorReasonAName) {
     // PROTOCOL.md 5.4.1: "A worker MUST set `error` to a non-empty reason when
     // `status` is 1"; the zfarm worker "uses `failed` when a handler gives no reason".
@@ -195,6 +207,17 @@ TEST(Execute, FailureAfterTheDeadlineIsReportedAsATimeout) {
     const auto r = execute(h, make_task("slow", "", 5), k_worker, nullptr);
     EXPECT_EQ(r.status, task_status::failed);
     EXPECT_EQ(r.error, "timed out after 5 ms");
+}
+
+TEST(Execute, TimeoutKeepsTheFailedHandlersOutput) {
+    const auto h = table_with("slow", [](const task_view& t) -> handler_result {
+        while (!t.cancelled())
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        return unexpected{zfarm::task_error{"killed by signal 15 (TERM)", "partial"}};
+    });
+    const auto r = execute(h, make_task("slow", "", 5), k_worker, nullptr);
+    EXPECT_EQ(r.error, "timed out after 5 ms");
+    EXPECT_EQ(r.output, "partial");
 }
 
 TEST(Execute, FailureBeforeTheDeadlineKeepsItsReason) {

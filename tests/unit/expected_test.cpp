@@ -57,6 +57,19 @@ TEST(Expected, GivesMemberAccessThroughArrow) {
     EXPECT_EQ(*r, "abcd");
 }
 
+TEST(Expected, TakesAnErrorOfATypeItsErrorCanBeMadeFrom) {
+    struct reason {
+        reason(std::string w) : what(std::move(w)) {}  // NOLINT: implicit, as tested
+        std::string what;
+    };
+    expected<int, reason> from_string = unexpected{std::string("bad")};
+    expected<int, reason> from_literal = unexpected{"worse"};
+    ASSERT_FALSE(from_string);
+    EXPECT_EQ(from_string.error().what, "bad");
+    ASSERT_FALSE(from_literal);
+    EXPECT_EQ(from_literal.error().what, "worse");
+}
+
 TEST(Expected, ThrowsWhenTheMissingSideIsRead) {
     // Reading the value of an error is a caller bug; it is not undefined.
     auto r = parse_digit('x');

@@ -19,7 +19,6 @@ int worker_program(int argc, char** argv, const std::string& program,
     common_flags common;
     worker_options opt;
     std::string host;
-    bool allow_exec = false;
     add_common_flags(app, common);
     app.set_version_flag("--version", std::string(k_version));
     auto* connect = app.add_option(
@@ -39,7 +38,13 @@ int worker_program(int argc, char** argv, const std::string& program,
                    "Tasks queued beyond --threads (default: sized from task time)")
         ->check(CLI::Range(0, 100000));
     app.add_option("--id", opt.identity, "Worker identity (default HOST-PID-RANDOM)");
-    app.add_flag("--allow-exec", allow_exec, "Allow exec tasks (shell commands)");
+    app.add_flag("--allow-exec", opt.allow_exec,
+                 "Run exec tasks: commands sent by whoever can reach the ventilator's ports");
+    app.add_option("--max-output", opt.max_output,
+                   "Bytes of an exec command's stdout, and of its stderr, kept in its result "
+                   "(suffixes K, M, G: 1024s); keep twice this below the sink's --max-message")
+        ->transform(CLI::AsSizeValue(false))
+        ->capture_default_str();
     app.add_flag("--exit-when-done", opt.exit_when_done,
                  "Exit once the sink reports every open job done");
     if (auto rc = parse_command_line(app, argc, argv)) return *rc;
@@ -72,7 +77,14 @@ int worker_program(int argc, char** argv, const std::string& program,
     install_stop_handlers();
     opt.transport = common.transport;
     opt.observe_stop_signals = true;
-    (void)allow_exec;  // exec tasks arrive with a later release; the flag is accepted now
+    if (opt.allow_exec)
+        spdlog::info("exec tasks allowed: commands run as this user, {} bytes kept of each output",
+                     opt.max_output);
+    if (opt.allow_exec && 2 * opt.max_output + 65536 > opt.transport.max_message)
+        spdlog::warn(
+            "--max-output {} lets an exec result outgrow a {}-byte frame; a sink with that "
+            "--max-message would drop it",
+            opt.max_output, opt.transport.max_message);
     zfarm::worker w(std::move(opt));
     if (add_kinds) add_kinds(w);
     auto outcome = w.run();

@@ -46,7 +46,9 @@ proto::result execute(const handler_table& handlers, const proto::task& t,
         r.output = std::move(*out);
     } else {
         r.status = proto::task_status::failed;
-        r.error = out.error().empty() ? "failed" : out.error();
+        task_error& e = out.error();
+        r.error = e.reason.empty() ? "failed" : std::move(e.reason);
+        r.output = std::move(e.output);
         // A handler that gave up because its deadline passed failed by timing
         // out, whatever it says (the built-in kinds say "cancelled").
         if (t.timeout_ms && clock::now() >= deadline)

@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "exec_kind.hpp"
 #include "executor_pool.hpp"
 #include "zfarm/codec.hpp"
 #include "zfarm/logging.hpp"
@@ -78,6 +79,7 @@ class worker::impl {
     std::string id_;
     detail::handler_table handlers_;
     std::atomic<int> stop_{0};
+    std::shared_ptr<detail::exec_kind> exec_;  // with allow_exec
 
   private:
     int stop_level() const noexcept {
@@ -196,6 +198,9 @@ void worker::impl::abandon_all() {
         release(a.from, 1);
         hand_back(a.ref);
     }
+    // The abandoned exec handlers were asked to give up, but the process may
+    // end before they kill their commands: signal those now (PROTOCOL.md 6.4).
+    if (exec_) exec_->terminate_all();
 }
 
 void worker::impl::hand_back(proto::task_ref ref) {
@@ -492,6 +497,16 @@ expected<worker_summary, worker_error> worker::impl::run() {
 
 worker::worker(worker_options options) : impl_(std::make_unique<impl>(std::move(options))) {
     if (impl_->opt_.builtin_kinds) register_builtin_kinds(*this);
+    // exec is registered either way, so that a worker that may not run
+    // commands says so (PROTOCOL.md 6.4, rule 1) rather than not knowing it.
+    if (impl_->opt_.allow_exec) {
+        auto kind = std::make_shared<detail::exec_kind>(impl_->opt_.max_output);
+        impl_->exec_ = kind;
+        handle(std::string(exec::k_kind),
+               [kind](const task_view& t) -> handler_result { return (*kind)(t); });
+    } else {
+        handle(std::string(exec::k_kind), detail::refuse_exec);
+    }
 }
 worker::~worker() = default;
 

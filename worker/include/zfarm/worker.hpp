@@ -8,6 +8,10 @@
 // run() thread when registered inline); a handler must be safe to call
 // concurrently when threads > 1. stop() may be called from any thread, and is
 // async-signal-safe. No exception crosses this API: errors are values.
+//
+// Processes: with worker_options::allow_exec, `exec` tasks run commands as
+// child processes (PROTOCOL.md 6.4), each in a process group of its own;
+// the worker then needs SIGCHLD not ignored, and restores its default if it is.
 #pragma once
 
 #include <atomic>
@@ -17,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "zfarm/expected.hpp"
 #include "zfarm/sockets.hpp"
@@ -60,11 +65,27 @@ class task_view {
     std::chrono::steady_clock::time_point deadline_;
 };
 
-// A handler returns the task's output bytes, or an error reason (the task is
-// then recorded as failed with that reason). A handler that throws is
-// treated as returning the exception's what().
-using handler_result = expected<std::string, std::string>;
+// Why a task failed, and what it output all the same. Most kinds output
+// nothing when they fail; `exec` reports how its command ended (PROTOCOL.md
+// 6.4). Made implicitly from a reason, so `return unexpected{reason};`
+// works with a std::string or a string literal.
+struct task_error {
+    task_error() = default;
+    task_error(std::string why, std::string out = {})  // NOLINT: implicit by design
+        : reason(std::move(why)), output(std::move(out)) {}
+    task_error(const char* why) : reason(why) {}  // NOLINT: implicit by design
+
+    std::string reason;  // empty: recorded as "failed"
+    std::string output;  // sent in the failed RESULT's `output`
+};
+
+// A handler returns the task's output bytes, or a task_error (the task is
+// then recorded as failed with its reason and output). A handler that throws
+// is treated as failing with the exception's what() and no output.
+using handler_result = expected<std::string, task_error>;
 using handler_fn = std::function<handler_result(const task_view&)>;
+
+inline constexpr std::uint64_t k_default_max_output = 1024 * 1024;
 
 struct worker_options {
     std::string tasks_endpoint;    // ventilator's PUSH (push dispatch)
@@ -76,6 +97,14 @@ struct worker_options {
     std::string identity;          // empty: HOST-PID-RANDOM
     bool exit_when_done = false;   // return from run() after a DONE (see PROTOCOL.md)
     bool builtin_kinds = true;     // register sleep, spin, echo
+    // Run `exec` tasks: commands from whoever can send this worker tasks
+    // (PROTOCOL.md 6.4, 12). Off: they fail with "exec is not allowed on this
+    // worker (start it with --allow-exec)". Either way `exec` is registered,
+    // on executor threads; handle("exec", ...) replaces it.
+    bool allow_exec = false;
+    // Bytes of an exec command's stdout, and of its stderr, kept in its
+    // result; what it writes beyond is read, counted and dropped.
+    std::uint64_t max_output = k_default_max_output;
     // Also stop when zfarm::install_stop_handlers() saw SIGINT/SIGTERM (the
     // zfarm-worker program sets this; an embedding app calls stop() instead).
     bool observe_stop_signals = false;
