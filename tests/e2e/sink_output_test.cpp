@@ -98,7 +98,9 @@ TEST_P(SinkOutput, KeepOrderHoldsAtMostTheWindowAndRenewsTheHeldLeases) {
     std::vector<std::string> tasks{sleep_task(6500)};
     for (int i = 1; i < 8; ++i)
         tasks.push_back(sleep_task(5));
-    run_job({"--keep-order"}, 2, {},
+    // Four threads per worker: 1..3 run beside task 0 whichever worker each
+    // is dispatched to.
+    run_job({"--keep-order"}, 2, {"--threads", "4"},
             {"--tasks-file", write_tasks(tasks), "--window", "4", "--lease", "3"});
 
     const auto results = read_results(farm.output());
