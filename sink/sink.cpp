@@ -138,7 +138,8 @@ class sink_loop {
     // Returns the number of jobs that finished now.
     std::size_t settle(clock::time_point now, sink_summary& summary) {
         if (!recorder_.flush())
-            throw std::runtime_error(std::string("cannot write results: ") + std::strerror(errno));
+            throw std::runtime_error(std::string("cannot write results or the job log: ") +
+                                     std::strerror(errno));
         for (const auto& a : recorder_.take_acks()) {
             proto::encode(a, scratch_);
             publish(control_, proto::k_topic_ack, scratch_);
