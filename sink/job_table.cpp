@@ -31,8 +31,14 @@ job_table::record_outcome job_table::restore(const std::string& job, std::uint64
             break;
     }
     (ok ? j.ok : j.failed)++;
+    if (!ok && j.failed_ids.size() < k_max_failed_ids_kept) j.failed_ids.insert(id);
     if (!worker.empty() && j.workers.size() < k_max_workers_per_job) j.workers.insert(worker);
     return record_outcome::added;
+}
+
+bool job_table::recorded_failed(const std::string& name, std::uint64_t id) const {
+    const auto it = open_.find(name);
+    return it != open_.end() && it->second.failed_ids.contains(id);
 }
 
 job_state* job_table::find(const std::string& name) {
@@ -105,6 +111,7 @@ job_table::record_outcome job_table::record(const proto::result& r,
             break;
     }
     (failed ? j->failed : j->ok)++;
+    if (failed && j->failed_ids.size() < k_max_failed_ids_kept) j->failed_ids.insert(r.id);
     if (!r.worker.empty() && j->workers.size() < k_max_workers_per_job) j->workers.insert(r.worker);
     // The ventilator's own failure (no worker) already lists every attempt.
     if (auto node = j->failures.extract(r.id); node && failed && error && !r.worker.empty())

@@ -33,6 +33,9 @@ struct job_state {
     // Why earlier attempts of tasks not yet recorded failed ("attempt 1:
     // ..."), for the error of the attempt that is finally recorded.
     std::unordered_map<std::uint64_t, std::string> failures;
+    // Ids recorded as failed (at most k_max_failed_ids_kept), so that the ACK
+    // of a duplicate says so too (5.8 rule 7).
+    std::unordered_set<std::uint64_t> failed_ids;
 
     // Every id below the total is recorded (ids at or beyond it, recorded
     // before JOB_CLOSE said the total, do not stand in for missing ones).
@@ -47,8 +50,9 @@ class job_table {
 
     // retry: a failure with attempts left, not recorded (send it again).
     enum class record_outcome { added, duplicate, rejected, retry };
-    static constexpr std::size_t k_max_failures_kept = 100000;  // tasks per job
-    static constexpr std::size_t k_max_failure_text = 4096;     // bytes per task
+    static constexpr std::size_t k_max_failures_kept = 100000;    // tasks per job
+    static constexpr std::size_t k_max_failure_text = 4096;       // bytes per task
+    static constexpr std::size_t k_max_failed_ids_kept = 100000;  // per job
 
     // Opens `name` (a no-op when open). Reopening a finished job starts it
     // afresh: a new run of a job with the same name; opening a dormant job
@@ -58,6 +62,9 @@ class job_table {
     // Forgets an open job (cancelled by its ventilator). False if not open.
     bool cancel(const std::string& name);
     const proto::done* finished(const std::string& name) const;
+    // `id` of the open job `name` was recorded as failed (as far as the
+    // table remembers: the first k_max_failed_ids_kept failures of a job).
+    bool recorded_failed(const std::string& name, std::uint64_t id) const;
 
     // Records a result; its job is opened implicitly when unknown (a sink
     // restarted mid-job). Results of finished or recently cancelled jobs are

@@ -1,6 +1,7 @@
 // zfarm-sink: records each task's result once and signals when jobs are done.
 #include <spdlog/spdlog.h>
 
+#include "job_log.hpp"
 #include "sink.hpp"
 #include "zfarm/cli.hpp"
 #include "zfarm/endpoint.hpp"
@@ -10,7 +11,8 @@
 
 int main(int argc, char** argv) {
     using namespace zfarm;
-    CLI::App app{"zfarm sink: records each task's result once, as JSON Lines", "zfarm-sink"};
+    CLI::App app{"zfarm sink: records each task's result once, as JSON Lines or as the tasks' text",
+                 "zfarm-sink"};
     common_flags common;
     sink::sink_options opt;
     add_common_flags(app, common);
@@ -22,7 +24,27 @@ int main(int argc, char** argv) {
     app.add_option("-o,--output", opt.output, "Append results to FILE (- for stdout)")
         ->capture_default_str();
     app.add_flag("--resume", opt.resume,
-                 "Rebuild what was recorded from --output (cutting a torn last line) first");
+                 "Rebuild what was recorded from --output (cutting a torn last line) first "
+                 "(needs --format jsonl)");
+    std::string format = "jsonl";
+    app.add_option("--format", format,
+                   "jsonl: one JSON object per result; text: each task's output as it is, whole, "
+                   "one task after another (an exec task's standard error goes to the sink's, "
+                   "with a line for each failed task)")
+        ->check(CLI::IsMember({"jsonl", "text"}))
+        ->capture_default_str();
+    app.add_flag("--keep-order", opt.keep_order,
+                 "Write each job's results in id order (like parallel -k): a result is held, "
+                 "and not acknowledged, until every lower id is written, so the ventilator's "
+                 "--window bounds what is held");
+    app.add_option("--keep-order-memory", opt.keep_order_memory,
+                   "Bytes of results held for --keep-order per job at most; beyond, the lowest "
+                   "held ones are written out of order, with a warning")
+        ->check(CLI::Range(std::size_t{1} << 20, std::size_t{1} << 40))
+        ->capture_default_str();
+    app.add_option("--joblog", opt.joblog,
+                   "Append a line per recorded result to FILE, in GNU parallel's --joblog "
+                   "columns (Seq = id + 1)");
     app.add_flag("--once", opt.once, "Exit after the first job completes");
     double liveness = 2.5;
     app.add_option("--liveness-timeout", liveness,
@@ -35,6 +57,13 @@ int main(int argc, char** argv) {
             return usage_error(app.get_name(), ok.error());
     if (opt.resume && (opt.output.empty() || opt.output == "-"))
         return usage_error(app.get_name(), "--resume needs -o FILE, the output to resume");
+    opt.format = *sink::parse_output_format(format);
+    if (opt.resume && opt.format != sink::output_format::jsonl)
+        return usage_error(app.get_name(),
+                           "--resume reads back JSON Lines: it cannot be used with --format text");
+    if (!opt.joblog.empty())
+        if (auto log = sink::job_log::open(opt.joblog); !log)
+            return usage_error(app.get_name(), log.error());
 
     init_logging("sink", common.verbosity());
     install_stop_handlers();

@@ -3,69 +3,39 @@
 #include <cerrno>
 #include <cstring>
 
-#include <nlohmann/json.hpp>
-
 namespace zfarm::sink {
 namespace {
 
-std::string base64(std::string_view in) {
-    static constexpr char k_alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                           (static_cast<unsigned char>(in[i + 1]) << 8) |
-                           static_cast<unsigned char>(in[i + 2]);
-        out += k_alphabet[(v >> 18) & 63];
-        out += k_alphabet[(v >> 12) & 63];
-        out += k_alphabet[(v >> 6) & 63];
-        out += k_alphabet[v & 63];
+constexpr std::size_t k_flush_at = 1u << 20;  // bytes buffered before an early flush
+
+bool write_all(std::FILE* f, std::string& buffer) {
+    if (buffer.empty()) return true;
+    const std::size_t n = std::fwrite(buffer.data(), 1, buffer.size(), f);
+    if (n != buffer.size()) {
+        buffer.erase(0, n);
+        return false;
     }
-    if (i < in.size()) {
-        unsigned v = static_cast<unsigned char>(in[i]) << 16;
-        if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-        out += k_alphabet[(v >> 18) & 63];
-        out += k_alphabet[(v >> 12) & 63];
-        out += i + 1 < in.size() ? k_alphabet[(v >> 6) & 63] : '=';
-        out += '=';
-    }
-    return out;
+    buffer.clear();
+    return true;
 }
 
 }  // namespace
 
-std::string to_json_line(const proto::result& r) {
-    using nlohmann::json;
-    json j = {{"job", r.job},
-              {"id", r.id},
-              {"status", r.status == proto::task_status::ok ? "ok" : "failed"},
-              {"attempts", r.attempt},
-              {"worker", r.worker},
-              {"ms", static_cast<double>(r.elapsed_us) / 1000.0},
-              {"start", static_cast<double>(r.started_us) / 1e6},
-              {"output", r.output}};
-    if (!r.error.empty()) j["error"] = r.error;
-    try {
-        return j.dump();
-    } catch (const json::type_error&) {
-        // Output (or an error text) that is not UTF-8: carry the bytes as base64.
-        j.erase("output");
-        j["output_base64"] = base64(r.output);
-        return j.dump(-1, ' ', false, json::error_handler_t::replace);
-    }
-}
-
-expected<result_writer, std::string> result_writer::open(const std::string& path) {
-    if (path.empty() || path == "-") return result_writer(stdout, false);
+expected<result_writer, std::string> result_writer::open(const std::string& path,
+                                                         output_format format, std::FILE* err) {
+    if (path.empty() || path == "-") return result_writer(stdout, false, format, err);
     std::FILE* f = std::fopen(path.c_str(), "a");
     if (!f) return unexpected{"cannot open " + path + " for appending: " + std::strerror(errno)};
-    return result_writer(f, true);
+    return result_writer(f, true, format, err);
 }
 
 result_writer::result_writer(result_writer&& o) noexcept
-    : file_(o.file_), owned_(o.owned_), buffer_(std::move(o.buffer_)) {
+    : file_(o.file_),
+      err_(o.err_),
+      owned_(o.owned_),
+      format_(o.format_),
+      buffer_(std::move(o.buffer_)),
+      err_buffer_(std::move(o.err_buffer_)) {
     o.file_ = nullptr;
     o.owned_ = false;
 }
@@ -77,21 +47,37 @@ result_writer::~result_writer() {
 }
 
 void result_writer::write(const proto::result& r) {
-    buffer_ += to_json_line(r);
-    buffer_ += '\n';
-    if (buffer_.size() >= (1u << 20)) flush();
+    if (r.kind == exec::k_kind) {
+        const auto o = exec_outcome_of(r);
+        write(r, o ? &*o : nullptr);
+    } else {
+        write(r, nullptr);
+    }
+}
+
+void result_writer::write(const proto::result& r, const exec::outcome* o) {
+    if (format_ == output_format::jsonl) {
+        buffer_ += o ? exec_json_line(r, *o) : to_json_line(r);
+        buffer_ += '\n';
+    } else {
+        // GNU parallel's grouping: a task's output whole, never interleaved.
+        buffer_ += o ? o->out : r.output;
+        if (o) err_buffer_ += o->err;
+        if (r.status == proto::task_status::failed) {
+            if (!err_buffer_.empty() && err_buffer_.back() != '\n') err_buffer_ += '\n';
+            err_buffer_ += "zfarm-sink: task " + r.job + "/" + std::to_string(r.id) +
+                           " failed: " + r.error + '\n';
+        }
+    }
+    if (buffer_.size() + err_buffer_.size() >= k_flush_at) flush();
 }
 
 bool result_writer::flush() {
     if (!file_) return false;
-    if (!buffer_.empty()) {
-        const std::size_t n = std::fwrite(buffer_.data(), 1, buffer_.size(), file_);
-        if (n != buffer_.size()) {
-            buffer_.erase(0, n);
-            return false;
-        }
-        buffer_.clear();
-    }
+    // Standard error is the sink's own, shared with its log: written from
+    // this thread between log lines, so no task's text is cut by one.
+    if (err_ && !err_buffer_.empty() && write_all(err_, err_buffer_)) std::fflush(err_);
+    if (!write_all(file_, buffer_)) return false;
     return std::fflush(file_) == 0;
 }
 

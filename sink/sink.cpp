@@ -9,8 +9,10 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "job_log.hpp"
 #include "job_table.hpp"
 #include "recovery.hpp"
+#include "result_recorder.hpp"
 #include "result_writer.hpp"
 #include "worker_table.hpp"
 #include "zfarm/codec.hpp"
@@ -32,13 +34,13 @@ constexpr auto k_liveness_check = std::chrono::milliseconds(250);
 
 class sink_loop {
   public:
-    sink_loop(zmq::socket_t& results, zmq::socket_t& control, result_writer& out,
-              clock::duration liveness_timeout, job_table jobs)
+    sink_loop(zmq::socket_t& results, zmq::socket_t& control, result_writer& out, job_log* log,
+              const sink_options& opt, job_table jobs)
         : results_(results),
           control_(control),
-          out_(out),
           jobs_(std::move(jobs)),
-          workers_(liveness_timeout, k_liveness_check) {}
+          recorder_(jobs_, out, log, recorder_options{opt.keep_order, opt.keep_order_memory}),
+          workers_(opt.liveness_timeout, k_liveness_check) {}
 
     // Handles every frame waiting on the results socket, up to k_batch.
     void drain(clock::time_point now) {
@@ -66,18 +68,9 @@ class sink_loop {
     void handle(proto::message& msg, const zmq::message_t& raw, clock::time_point now) {
         if (auto* r = std::get_if<proto::result>(&msg)) {
             if (!r->worker.empty()) workers_.seen(r->worker, now);  // empty: from the ventilator
-            std::string history;
-            switch (jobs_.record(*r, now, &history)) {
+            switch (recorder_.add(*r, now)) {  // written (or held) and acknowledged
                 case job_table::record_outcome::added:
-                    if (!history.empty()) r->error = std::move(history);
-                    out_.write(*r);
-                    wrote_ = true;
-                    pending_acks_[r->job].push_back(r->id);
-                    break;
                 case job_table::record_outcome::duplicate:
-                    ++duplicates_;
-                    pending_acks_[r->job].push_back(
-                        r->id);  // the ventilator may have missed the first ACK
                     break;
                 case job_table::record_outcome::rejected:
                     drops_.drop("results", peer_address(raw),
@@ -102,11 +95,12 @@ class sink_loop {
             if (o->resume) {
                 recorded_wanted_.insert(o->job);
             } else {
-                pending_acks_[o->job];  // an ACK with no ids answers JOB_OPEN
+                recorder_.answer_open(o->job);  // an ACK with no ids answers JOB_OPEN
             }
         } else if (auto* c = std::get_if<proto::job_close>(&msg)) {
             if (c->cancel) {
                 if (jobs_.cancel(c->job)) {
+                    recorder_.cancel(c->job);
                     ++cancelled_;
                     spdlog::warn("job {} cancelled by its ventilator", c->job);
                     proto::encode(proto::stop{c->job, "cancelled by the ventilator"}, scratch_);
@@ -143,26 +137,13 @@ class sink_loop {
     // Publishes pending ACKs, flushes output, and announces finished jobs.
     // Returns the number of jobs that finished now.
     std::size_t settle(clock::time_point now, sink_summary& summary) {
-        if (wrote_) {
-            if (!out_.flush())
-                throw std::runtime_error(std::string("cannot write results: ") +
-                                         std::strerror(errno));
-            wrote_ = false;
+        if (!recorder_.flush())
+            throw std::runtime_error(std::string("cannot write results or the job log: ") +
+                                     std::strerror(errno));
+        for (const auto& a : recorder_.take_acks()) {
+            proto::encode(a, scratch_);
+            publish(control_, proto::k_topic_ack, scratch_);
         }
-        for (auto& [job, ids] : pending_acks_) {
-            std::size_t i = 0;
-            do {
-                const std::size_t n = std::min(ids.size() - i, proto::k_max_ids_per_message);
-                proto::ack a{job,
-                             std::vector<std::uint64_t>(ids.begin() + static_cast<long>(i),
-                                                        ids.begin() + static_cast<long>(i + n)),
-                             {}};
-                proto::encode(a, scratch_);
-                publish(control_, proto::k_topic_ack, scratch_);
-                i += n;
-            } while (i < ids.size());
-        }
-        pending_acks_.clear();
         for (const auto& job : recorded_wanted_)
             publish_recorded(job);
         recorded_wanted_.clear();
@@ -200,7 +181,10 @@ class sink_loop {
                 "sink was paused for {} ms: its workers' silence meanwhile is not held "
                 "against them",
                 std::chrono::duration_cast<std::chrono::milliseconds>(paused).count());
-        for (const auto& l : lost) {
+        for (auto& l : lost) {
+            // A task whose result is held for --keep-order is done: not sent again.
+            std::erase_if(l.tasks,
+                          [&](const proto::task_ref& t) { return recorder_.holds(t.job, t.id); });
             spdlog::warn("worker {} lost: silent for too long, holding {} task(s)", l.worker,
                          l.tasks.size());
             proto::encode(l, scratch_);
@@ -213,7 +197,11 @@ class sink_loop {
     void relay(clock::time_point now) {
         check_liveness(now);
         for (const auto& job : jobs_.open_names()) {
-            proto::ack a{job, {}, workers_.held(job)};
+            // Results held for --keep-order first: no worker reports those
+            // (PROTOCOL.md 7.3, rule 4).
+            proto::ack a{job, {}, recorder_.held(job)};
+            const auto held = workers_.held(job);
+            a.running.insert(a.running.end(), held.begin(), held.end());
             if (a.running.size() > proto::k_max_ids_per_message)
                 a.running.resize(proto::k_max_ids_per_message);
             proto::encode(a, scratch_);
@@ -230,7 +218,7 @@ class sink_loop {
 
     std::uint64_t dropped() const { return drops_.count(); }
     std::uint64_t cancelled() const { return cancelled_; }
-    std::uint64_t duplicates() const { return duplicates_; }
+    std::uint64_t duplicates() const { return recorder_.duplicates(); }
 
   private:
     // RECORDED for `job`, after this batch's results are flushed: what a
@@ -243,6 +231,9 @@ class sink_loop {
         } else if (const job_state* j = jobs_.find(job)) {
             msg.floor = j->recorded.floor();
             ids = j->recorded.above_floor();
+            // Held for --keep-order, not written yet: not recorded as far as
+            // the ventilator can tell (5.1, rule 6).
+            std::erase_if(ids, [&](std::uint64_t id) { return recorder_.holds(job, id); });
         }
         std::size_t i = 0;
         do {
@@ -263,18 +254,15 @@ class sink_loop {
 
     zmq::socket_t& results_;
     zmq::socket_t& control_;
-    result_writer& out_;
     job_table jobs_;
+    result_recorder recorder_;
     worker_table workers_;
     drop_counter drops_;
-    std::map<std::string, std::vector<std::uint64_t>> pending_acks_;
     std::string scratch_;
-    std::uint64_t duplicates_ = 0;
     std::uint64_t cancelled_ = 0;
     std::vector<proto::lost> departed_;      // said BYE in this batch, with what they handed back
     std::set<std::string> recorded_wanted_;  // JOB_OPEN with resume in this batch
     std::vector<proto::retry> retries_;      // failures of this batch to send again
-    bool wrote_ = false;
 };
 
 }  // namespace
@@ -298,8 +286,14 @@ expected<sink_summary, std::string> run_sink(const sink_options& opt) {
             spdlog::warn("{}: {} line(s) repeat a task recorded earlier in the file", opt.output,
                          r->duplicates);
     }
-    auto writer = result_writer::open(opt.output);
+    auto writer = result_writer::open(opt.output, opt.format);
     if (!writer) return unexpected{writer.error()};
+    std::optional<job_log> log;
+    if (!opt.joblog.empty()) {
+        auto l = job_log::open(opt.joblog);
+        if (!l) return unexpected{l.error()};
+        log.emplace(std::move(*l));
+    }
     try {
         zmq::context_t ctx(1);
         zmq::socket_t results(ctx, zmq::socket_type::pull);
@@ -316,7 +310,7 @@ expected<sink_summary, std::string> run_sink(const sink_options& opt) {
         spdlog::info("sink up: results {}, control {}, output {}", *r, *c,
                      opt.output.empty() || opt.output == "-" ? "stdout" : opt.output);
 
-        sink_loop loop(results, control, *writer, opt.liveness_timeout, std::move(jobs));
+        sink_loop loop(results, control, *writer, log ? &*log : nullptr, opt, std::move(jobs));
         sink_summary summary;
         auto next_republish = clock::now() + k_done_republish;
         auto next_liveness_check = clock::now() + k_liveness_check;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "output_format.hpp"
 #include "zfarm/sockets.hpp"
 
 namespace zfarm::sink {
@@ -19,6 +20,11 @@ struct sink_options {
     std::string output = "-";  // "-": stdout
     bool once = false;         // return after the first job completes
     bool resume = false;       // rebuild the recorded set from `output` first
+    output_format format = output_format::jsonl;
+    // Write each job's results in id order (PROTOCOL.md 7.3 rule 4).
+    bool keep_order = false;
+    std::size_t keep_order_memory = std::size_t{1} << 30;  // bytes held per job at most
+    std::string joblog;  // GNU parallel style job log; empty: none
     // A worker silent this long is lost: its tasks are re-sent (LOST).
     std::chrono::steady_clock::duration liveness_timeout = std::chrono::milliseconds(2500);
     transport_options transport;

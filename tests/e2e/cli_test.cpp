@@ -213,6 +213,22 @@ TEST_F(SinkUsage, ResumeWithoutAnOutputFileExitsTwo) {
     EXPECT_TRUE(is_usage_error("zfarm-sink", {"--resume needs -o FILE"}));
 }
 
+TEST_F(SinkUsage, TextFormatWithResumeExitsTwo) {
+    run("zfarm-sink", concat(sink_endpoints(), {"--format", "text", "--resume"}));
+    EXPECT_TRUE(is_usage_error("zfarm-sink", {"--resume", "--format text"}));
+}
+
+TEST_F(SinkUsage, UnknownFormatExitsTwo) {
+    run("zfarm-sink", concat(sink_endpoints(), {"--format", "csv"}));
+    EXPECT_TRUE(is_usage_error("zfarm-sink", {"csv"}));
+}
+
+TEST_F(SinkUsage, UnwritableJobLogExitsTwo) {
+    const std::string path = (dir / "no-such-dir" / "joblog").string();
+    run("zfarm-sink", concat(sink_endpoints(), {"--joblog", path, "--once"}));
+    EXPECT_TRUE(is_usage_error("zfarm-sink: error: ", {path, "No such file or directory"}));
+}
+
 TEST_F(VentilatorUsage, ResumeWithoutAJobNameExitsTwo) {
     run("zfarm-ventilator", concat(endpoints(), {"--echo", "1", "--resume"}));
     EXPECT_TRUE(is_usage_error("zfarm-ventilator", {"--resume", "--job"}));

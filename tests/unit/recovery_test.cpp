@@ -126,4 +126,26 @@ TEST(Recovery, AnUnreadablePathIsAnError) {
     EXPECT_NE(r.error().find("cannot read"), std::string::npos) << r.error();
 }
 
+TEST(Recovery, ReadsBackExecLines) {
+    // 10.1 rule 1 needs only job, id and status: the exec keys (10, rule 4)
+    // are left alone, whatever their types.
+    temp_dir dir;
+    const std::string exec_line =
+        R"x({"job":"e","id":1,"status":"failed","attempts":1,"worker":"w","ms":2.5,)x"
+        R"x("start":1795770000.5,"output":"partial","stderr_base64":"//79","exit":null,)x"
+        R"x("signal":9,"rss_kb":1234,"host":"node7","cmd":"sleep 100","stdout_dropped":5,)x"
+        R"x("error":"killed by signal 9 (SIGKILL)"})x"
+        "\n";
+    const auto path = dir.write("out.jsonl", line("e", 0) + exec_line);
+    job_table jobs;
+    auto r = recover(path, jobs);
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_EQ(r->results, 2u);
+    auto* e = jobs.open("e", now);
+    EXPECT_EQ(e->recorded.floor(), 2u);
+    EXPECT_EQ(e->ok, 1u);
+    EXPECT_EQ(e->failed, 1u);
+    EXPECT_TRUE(jobs.recorded_failed("e", 1));
+}
+
 }  // namespace
