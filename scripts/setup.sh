@@ -36,11 +36,13 @@ EOF
 # ccache: rebuilds, and fresh clones on the same machine, reuse objects.
 # iproute2 (ip netns, tc) and iptables: the partition and degraded-link tests
 # (a worker in a network namespace); libnetfilter-queue-dev: their NFQUEUE
-# impairer, for kernels without netem.
+# impairer, for kernels without netem. python3-zmq, python3-msgpack: the
+# Python worker (examples/python/worker.py) and its end-to-end test.
 readonly packages=(
     cmake g++ make pkg-config git iproute2 iptables ccache libnetfilter-queue-dev
     libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
     libgtest-dev libgmock-dev
+    python3 python3-zmq python3-msgpack
     clang-format shellcheck
 )
 
