@@ -645,7 +645,8 @@ class Worker:
                 want_push = not self.draining and self.held[Origin.PUSH] < MAX_PUSH_HELD
                 poller.register(self.pull, zmq.POLLIN if want_push else 0)
             if self.dealer is not None:
-                poller.register(self.dealer, zmq.POLLIN | (zmq.POLLOUT if self.credit.blocked else 0))
+                writable = zmq.POLLOUT if self.credit.blocked else 0  # a CREDIT to retry
+                poller.register(self.dealer, zmq.POLLIN | writable)
             wait = min(POLL_INTERVAL_MS / 1000, next_heartbeat - time.monotonic())
             ready = dict(poller.poll(max(0, int(wait * 1000))))
 
