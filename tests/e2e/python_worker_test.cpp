@@ -7,9 +7,11 @@
 //
 // Needs python3 with the modules zmq and msgpack (Debian: python3-zmq,
 // python3-msgpack); without them each test skips and says so.
+#include <algorithm>
 #include <array>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 
