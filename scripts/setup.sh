@@ -39,11 +39,13 @@ EOF
 # impairer, for kernels without netem. libbenchmark-dev: the micro-benchmarks;
 # parallel: the command-job tests and benchmark compare against GNU parallel;
 # clang: the libFuzzer targets (scripts/fuzz.sh); time: CPU figures of the
-# benchmarks.
+# benchmarks. python3-zmq, python3-msgpack: the Python worker
+# (examples/python/worker.py) and its end-to-end test.
 readonly packages=(
     cmake g++ make pkg-config git iproute2 iptables ccache libnetfilter-queue-dev
     libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
     libgtest-dev libgmock-dev
+    python3 python3-zmq python3-msgpack
     clang-format shellcheck
     libbenchmark-dev parallel clang time
 )

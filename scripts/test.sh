@@ -15,6 +15,8 @@ Installs missing packages (scripts/setup.sh --deps-only), then runs:
   shellcheck  shellcheck -x on scripts/*.sh and .ci/run
   build       build/ with -DZFARM_WERROR=ON
   ctest       ctest --test-dir build (fails when no test is found)
+  install     scripts/check-install.sh: installs build/ into a temporary prefix,
+              builds examples/embed_worker against it alone, runs it in a pipeline
   asan-build  build-asan/ (Debug) with -DZFARM_SANITIZER=address,undefined -DZFARM_WERROR=ON
   asan-ctest  ctest --test-dir build-asan, any sanitizer report fails the test
   fuzz        scripts/fuzz.sh --seconds ZFARM_FUZZ_SECONDS (default 30): the
@@ -134,11 +136,16 @@ if ((run_main)); then
         status=0
         run_ctest build || status=$?
         record ctest "$status" "$ctest_note"
+
+        stage "install: scripts/check-install.sh --build-dir build"
+        status=0
+        bash scripts/check-install.sh --build-dir build || status=$?
+        record install "$status"
     else
-        failed+=("ctest (not run: build failed)")
+        failed+=("ctest, install (not run: build failed)")
     fi
 else
-    skipped+=(format shellcheck build ctest)
+    skipped+=(format shellcheck build ctest install)
 fi
 
 # The sanitizer build would fail the same way as the main one: save the time.

@@ -75,6 +75,17 @@ TEST_F(Scripts, RunLocalRunsAJobAndExitsWithItsStatus) {
         << p.stderr_text();
 }
 
+TEST_F(Scripts, RunLocalRunsACommandJobAndReportsItsFailures) {
+    const auto out = dir.path() / "run";
+    const auto input = dir.path() / "input.txt";
+    std::ofstream(input) << "0\n0\n4\n";
+    auto& p = run("run-local.sh",
+                  {"-j", "2", "--allow-exec", "--dir", out.string(), "--input", input.string(),
+                   "--retries", "0", "--job", "cmds", "--", "sh", "-c", "exit $0"});
+    ASSERT_EQ(p.wait_for_exit(k_exit_timeout), 1) << p.stderr_text();
+    EXPECT_TRUE(is_summary_line(p.stdout_text(), "cmds", 3, 2, 1, 2)) << p.stdout_text();
+}
+
 TEST_F(Scripts, RunLocalStopsEverythingWhenTheSinkDies) {
     const auto out = dir.path() / "run";
     auto& p =

@@ -54,6 +54,17 @@ child_process& pipeline::start_worker(const std::vector<std::string>& extra,
     return *workers_.back();
 }
 
+child_process& pipeline::start_external_worker(const std::vector<std::string>& command,
+                                               const std::vector<std::string>& extra) {
+    std::vector<std::string> args(command.begin() + 1, command.end());
+    const auto endpoints = all_endpoints();
+    args.insert(args.end(), endpoints.begin(), endpoints.end());
+    args.insert(args.end(), extra.begin(), extra.end());
+    const std::string name = "worker-" + std::to_string(workers_.size() + 1);
+    workers_.push_back(&programs_.emplace_back(command.at(0), args, dir_.path(), name));
+    return *workers_.back();
+}
+
 child_process& pipeline::start_worker_under(const std::vector<std::string>& prefix,
                                             const std::vector<std::string>& extra) {
     if (prefix.empty()) return start_worker(extra);

@@ -56,6 +56,12 @@ class pipeline {
     // `program`: zfarm-worker, or zfarm-fault-worker (tests/support/fault_worker.cpp).
     child_process& start_worker(const std::vector<std::string>& extra = {},
                                 const std::string& program = "zfarm-worker");
+    // A worker that is not zfarm-worker (e.g. one in another language):
+    // command[0] (a path) with the rest of `command`, then all four endpoints
+    // (--tasks --credit --results --control), then `extra`. Named as
+    // start_worker names them, and listed in workers().
+    child_process& start_external_worker(const std::vector<std::string>& command,
+                                         const std::vector<std::string>& extra = {});
     // As start_worker, run under `prefix` (e.g. {"ip", "netns", "exec", NS}):
     // prefix[0] with the rest of `prefix`, the zfarm-worker path, then the args.
     child_process& start_worker_under(const std::vector<std::string>& prefix,

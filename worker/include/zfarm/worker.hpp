@@ -163,6 +163,15 @@ class worker {
     std::unique_ptr<impl> impl_;
 };
 
+// CamelCase spellings of the two names an application writes most. zfarm's
+// names are STL-style snake_case (STYLE.md, habit 5: they read like std,
+// cppzmq and msgpack, which zfarm code calls all day), so `worker` and
+// `worker_options` are the canonical names, used in zfarm's own code, its
+// docs and its CMake target (zfarm::worker). These aliases are the same
+// types, for callers who expect CamelCase class names; they will not go away.
+using Worker = worker;
+using WorkerOptions = worker_options;
+
 // The built-in kinds (DESIGN.md): `sleep` and `spin` take a decimal number of
 // milliseconds as payload; `echo` returns its payload.
 void register_builtin_kinds(worker& w);
