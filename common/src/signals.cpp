@@ -9,15 +9,20 @@ namespace {
 std::atomic<int> g_requests{0};
 static_assert(std::atomic<int>::is_always_lock_free);
 
-extern "C" void on_stop_signal(int) {
+// C linkage for sigaction, internal linkage so that it cannot clash with a
+// symbol of an application that embeds zfarm (an anonymous namespace does
+// not give an extern "C" function internal linkage; static does).
+extern "C" {
+static void zfarm_on_stop_signal(int) {
     g_requests.fetch_add(1, std::memory_order_relaxed);
+}
 }
 
 }  // namespace
 
 void install_stop_handlers() {
     struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
+    sa.sa_handler = zfarm_on_stop_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0;  // no SA_RESTART: let blocking calls return EINTR
     sigaction(SIGINT, &sa, nullptr);
