@@ -22,10 +22,17 @@ int main(int argc, char** argv) {
 
     const std::string prog = app.get_name();
     if (!curve::available()) return usage_error(prog, "this libzmq was built without CURVE");
+    // Not usage errors: one line, exit 1.
     auto keys = curve::generate();
-    if (!keys) return usage_error(prog, keys.error());
+    if (!keys) {
+        std::fprintf(stderr, "%s: error: %s\n", prog.c_str(), keys.error().c_str());
+        return 1;
+    }
     auto written = curve::write_key_files(base, *keys);
-    if (!written) return usage_error(prog, written.error());
+    if (!written) {
+        std::fprintf(stderr, "%s: error: %s\n", prog.c_str(), written.error().c_str());
+        return 1;
+    }
     std::printf("wrote %s (secret: keep it private) and %s (public key %s)\n",
                 written->first.c_str(), written->second.c_str(),
                 curve::to_z85(keys->public_key).c_str());

@@ -180,8 +180,9 @@ run_job() {
     mkdir -p "$dir"
     local results=$dir/results.jsonl
     for attempt in 1 2 3; do
-        pr=$(pick_port) && chosen+=("$pr")
-        pc=$(pick_port) && chosen+=("$pc")
+        pr=$(pick_port) || return 1
+        pc=$(pick_port) || return 1
+        chosen+=("$pr" "$pc")
         "$bin/zfarm-sink" --once -o "$results" --results "$(ep "$pr")" --control "$(ep "$pc")" \
             2>"$dir/sink.log" &
         sink_pid=$!
@@ -193,8 +194,9 @@ run_job() {
         fail "$mode: the sink did not start"
     done
     for attempt in 1 2 3; do
-        pt=$(pick_port) && chosen+=("$pt")
-        pk=$(pick_port) && chosen+=("$pk")
+        pt=$(pick_port) || return 1
+        pk=$(pick_port) || return 1
+        chosen+=("$pt" "$pk")
         "$bin/zfarm-ventilator" --dispatch "$mode" --tasks "$(ep "$pt")" --credit "$(ep "$pk")" \
             --results "$(ep "$pr")" --control "$(ep "$pc")" --tasks-file "$tasks" \
             --job "check-install-$mode" --retries 0 >"$dir/ventilator.out" 2>"$dir/ventilator.log" &

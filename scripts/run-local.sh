@@ -114,12 +114,15 @@ fi
 has_workload=0
 for a in "${vent_args[@]}"; do
     case "$a" in
-    --) has_workload=1 ;; # a command: everything after it is the command's
+    --) # a command: everything after it is the command's
+        has_workload=1
+        break
+        ;;
     --demo | --demo=* | --echo | --echo=* | --sleep | --sleep=* | --spin | --spin=* | \
         --tasks-file | --tasks-file=* | --input | --input=*) has_workload=1 ;;
     --tasks | --tasks=* | --credit | --credit=* | --results | --results=* | --control | \
         --control=* | --sink | --sink=*)
-        ((has_workload)) || die "$a: run-local.sh picks the endpoints itself"
+        die "$a: run-local.sh picks the endpoints itself"
         ;;
     esac
 done
@@ -141,28 +144,14 @@ fi
 dir=$(readlink -f "$dir")
 [[ -n $output ]] || output=$dir/results.jsonl
 
-# shellcheck source=scripts/lib/ports.sh
-source "$here/lib/ports.sh"
+# shellcheck source=scripts/lib/pipeline.sh
+source "$here/lib/pipeline.sh" # ports, and stop_pids: TERM, then KILL, to whole process trees
 
-# Every process started here, so the traps stop exactly those.
-pids=()
+# Every process started here (pids, from pipeline.sh), so the traps stop
+# exactly those, with their descendants: a worker's running commands too.
 stop_all() {
-    local pid alive=() i
-    for pid in "${pids[@]}"; do
-        kill -0 "$pid" 2>/dev/null && alive+=("$pid")
-    done
-    ((${#alive[@]})) || return 0
-    kill -TERM "${alive[@]}" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do # up to 5 s to leave gracefully
-        for pid in "${alive[@]}"; do
-            kill -0 "$pid" 2>/dev/null && break
-            pid=
-        done
-        [[ -z $pid ]] && break
-        sleep 0.1
-    done
-    kill -KILL "${alive[@]}" 2>/dev/null || true
-    wait "${alive[@]}" 2>/dev/null || true
+    ((${#pids[@]})) || return 0
+    stop_pids "${pids[@]}"
 }
 trap stop_all EXIT
 trap 'echo "run-local.sh: interrupted; logs in $dir" >&2; exit 130' INT
@@ -179,8 +168,9 @@ lost_port_race() { grep -qi 'address already in use' "$1"; }
 # they connect at once.
 sink_log=$dir/sink.log
 for attempt in 1 2 3; do
-    pr=$(pick_port) && chosen+=("$pr")
-    pc=$(pick_port) && chosen+=("$pc")
+    pr=$(pick_port) || exit 2
+    pc=$(pick_port) || exit 2
+    chosen+=("$pr" "$pc")
     "$bin/zfarm-sink" --once -o "$output" --results "$(ep "$pr")" --control "$(ep "$pc")" \
         "${sink_extra[@]}" </dev/null >"$dir/sink.out" 2>"$sink_log" &
     sink_pid=$!
@@ -198,8 +188,9 @@ done
 
 vent_log=$dir/ventilator.log
 for attempt in 1 2 3; do
-    pt=$(pick_port) && chosen+=("$pt")
-    pk=$(pick_port) && chosen+=("$pk")
+    pt=$(pick_port) || exit 2
+    pk=$(pick_port) || exit 2
+    chosen+=("$pt" "$pk")
     # Its stdin and stdout are ours (input lines, the summary); its stderr
     # goes to its log, which is shown here as it grows (tail follows it
     # until the ventilator exits).

@@ -62,8 +62,8 @@ void result_writer::write(const proto::result& r, const exec::outcome* o) {
     } else {
         // GNU parallel's grouping: a task's output whole, never interleaved.
         buffer_ += o ? o->out : r.output;
-        if (o) err_buffer_ += o->err;
-        if (r.status == proto::task_status::failed) {
+        if (o && err_) err_buffer_ += o->err;
+        if (err_ && r.status == proto::task_status::failed) {
             if (!err_buffer_.empty() && err_buffer_.back() != '\n') err_buffer_ += '\n';
             err_buffer_ += "zfarm-sink: task " + r.job + "/" + std::to_string(r.id) +
                            " failed: " + r.error + '\n';
@@ -76,7 +76,14 @@ bool result_writer::flush() {
     if (!file_) return false;
     // Standard error is the sink's own, shared with its log: written from
     // this thread between log lines, so no task's text is cut by one.
-    if (err_ && !err_buffer_.empty() && write_all(err_, err_buffer_)) std::fflush(err_);
+    // A standard error that cannot be written (closed: EPIPE) loses the
+    // tasks' stderr text, not the results, and never grows the buffer.
+    if (err_ && !err_buffer_.empty()) {
+        if (write_all(err_, err_buffer_))
+            std::fflush(err_);
+        else
+            err_buffer_.clear();
+    }
     if (!write_all(file_, buffer_)) return false;
     return std::fflush(file_) == 0;
 }

@@ -180,6 +180,7 @@ int main(int argc, char** argv) {
     }
     const auto& o = *outcome;
     if (o.interrupted) return k_exit_failed_tasks;
+    if (!o.input_error.empty()) return o.total == 0 ? k_exit_usage : k_exit_failed_tasks;
     if (o.halted_by) {
         std::printf(
             "job %s halted: task %llu failed; %llu tasks sent, %llu failed, job cancelled, "

@@ -431,6 +431,7 @@ void dispatcher::give_up(std::uint64_t id, ledger_entry& e, clock::time_point no
     r.worker = "";  // nobody ran it to the end; the reasons name the workers
     r.status = proto::task_status::failed;
     r.error = e.reasons;
+    r.kind = e.kind;
     send_to_sink(r);
     e.lease_until = now + opt_.lease;  // until its ACK arrives; then sent again
 }
@@ -591,7 +592,15 @@ expected<job_outcome, std::string> dispatcher::run() {
         }
         if (opened_) {
             auto d = dispatch(now);
-            if (!d) return unexpected{d.error()};
+            if (!d) {
+                // Bad input mid-stream: what was sent must not run on for
+                // nothing, nor the sink wait for the rest.
+                spdlog::error("{}; cancelling job {} after {} task(s) sent", d.error(), opt_.job,
+                              next_id_);
+                auto out = cancel(started);
+                out.input_error = d.error();
+                return out;
+            }
             if (exhausted_ && !pending_ && (!closed || now >= next_close)) {
                 if (!closed) spdlog::info("all {} task(s) of job {} sent", next_id_, opt_.job);
                 send_to_sink(proto::job_close{opt_.job, next_id_});

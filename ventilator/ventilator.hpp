@@ -52,10 +52,14 @@ struct job_outcome {
     // Set when --halt-on-failure cancelled the job: the first failed task.
     // `total` is then the number of tasks sent and `failed` those seen failed.
     std::optional<std::uint64_t> halted_by;
+    // Set when the task input failed mid-job (a bad line, a read error): the
+    // job was cancelled; `total` is the number of tasks sent before it.
+    std::string input_error{};
 };
 
-// Runs one job to completion. An error is a one-line reason (bad endpoint,
-// bad task input); an interrupted job is an outcome with interrupted set.
+// Runs one job to completion. An error is a one-line reason (bad endpoint);
+// an interrupted job is an outcome with interrupted set, and one whose task
+// input failed mid-job (cancelled) an outcome with input_error set.
 expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
                                                   task_source& source);
 

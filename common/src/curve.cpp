@@ -14,14 +14,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "zfarm/system.hpp"
+
 namespace zfarm::curve {
 namespace {
 
 constexpr std::string_view k_zap_endpoint = "inproc://zeromq.zap.01";
-
-std::string errno_text(int e) {
-    return std::strerror(e);
-}
 
 // The value of `name = "VALUE"` on a line, or empty.
 std::string_view quoted_value(std::string_view line, std::string_view name) {
@@ -74,8 +72,17 @@ expected<bool, std::string> write_file(const std::string& path, const std::strin
                                        mode_t mode) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) return unexpected{"cannot create " + path + ": " + errno_text(errno)};
-    const bool ok = ::fchmod(fd, mode) == 0 &&
-                    ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    bool ok = ::fchmod(fd, mode) == 0;
+    for (std::size_t done = 0; ok && done < text.size();) {
+        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n == 0) errno = EIO;
+            ok = false;
+        } else {
+            done += static_cast<std::size_t>(n);
+        }
+    }
     const int e = errno;
     ::close(fd);
     if (!ok) return unexpected{"cannot write " + path + ": " + errno_text(e)};

@@ -122,10 +122,14 @@ expected<command, std::string> decode_command(std::string_view bytes_in) {
                     if (name.empty() || name.find('=') != std::string::npos ||
                         name.find('\0') != std::string::npos)
                         throw bad_field{"env name '" + name.substr(0, 32) + "' is not valid"};
-                    c.env.emplace_back(std::move(name), text(v.via.map.ptr[e].val, "env value"));
+                    auto value = text(v.via.map.ptr[e].val, "env value");
+                    if (value.find('\0') != std::string::npos)
+                        throw bad_field{"env value of " + name.substr(0, 32) + " has a NUL byte"};
+                    c.env.emplace_back(std::move(name), std::move(value));
                 }
             } else if (key == "dir") {
                 c.dir = text(v, "dir");
+                if (c.dir.find('\0') != std::string::npos) throw bad_field{"dir has a NUL byte"};
             }  // unknown keys: ignored (later revisions may add some)
         }
         if (!have_argv) throw bad_field{"no argv"};

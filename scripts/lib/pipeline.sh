@@ -90,8 +90,9 @@ start_pipeline() {
     vent_args=("$@")
     chosen=()
     for attempt in 1 2 3; do
-        pr=$(pick_port) && chosen+=("$pr")
-        pc=$(pick_port) && chosen+=("$pc")
+        pr=$(pick_port) || return 1
+        pc=$(pick_port) || return 1
+        chosen+=("$pr" "$pc")
         launch sink "$bin/zfarm-sink" --once -o "$dir/results.jsonl" \
             --results "$(ep "$pr")" --control "$(ep "$pc")" "${sink_args[@]}" 2>"$dir/sink.log" &
         sink_pid=$!
@@ -104,8 +105,9 @@ start_pipeline() {
         }
     done
     for attempt in 1 2 3; do
-        pt=$(pick_port) && chosen+=("$pt")
-        pk=$(pick_port) && chosen+=("$pk")
+        pt=$(pick_port) || return 1
+        pk=$(pick_port) || return 1
+        chosen+=("$pt" "$pk")
         # shellcheck disable=SC2034 # read by the caller
         vent_started=$EPOCHREALTIME
         launch ventilator "$bin/zfarm-ventilator" --tasks "$(ep "$pt")" --credit "$(ep "$pk")" \

@@ -163,14 +163,8 @@ TEST_P(Exec, TimeoutKillsTheCommandAndItsChildren) {
     // (gone, or a zombie nobody has reaped yet).
     const std::string pid_text = read_file(pid_file);
     ASSERT_FALSE(pid_text.empty());
-    const std::string stat = "/proc/" + std::to_string(std::stol(pid_text)) + "/stat";
-    EXPECT_TRUE(wait_until(
-        [&] {
-            const std::string s = read_file(stat);
-            const auto close = s.rfind(')');
-            return s.empty() || (close != std::string::npos && s.substr(close + 2, 1) == "Z");
-        },
-        k_start_timeout))
+    const auto pid = static_cast<pid_t>(std::stol(pid_text));
+    EXPECT_TRUE(wait_until([&] { return process_gone(pid); }, k_start_timeout))
         << "the command's background child outlived its timeout";
 }
 
@@ -193,6 +187,21 @@ TEST_P(Exec, HaltOnFailureStopsAtTheFirstFailedCommand) {
     EXPECT_LT(results.size(), 100u) << "the job went on after its failure";
     auto by_id = results_by_id();
     EXPECT_EQ(by_id[4].value("status", ""), "failed") << by_id[4].dump();
+}
+
+// Bad input after tasks were sent (a NUL byte on line 3): the ventilator
+// cancels the job rather than leave the sink and workers waiting, and exits 1.
+TEST_P(Exec, InputErrorMidJobCancelsTheJob) {
+    const auto path = farm.dir() / "input.txt";
+    std::ofstream(path) << "a\nb\n" << std::string("c\0d\n", 4) << "e\n";
+    farm.start_sink({"--once"});
+    start_workers(1);
+    farm.start_ventilator({"--input", path.string(), "--job", "bad-line", "--", "true"});
+    ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 1);
+    const auto log = farm.ventilator().stderr_text();
+    EXPECT_NE(log.find(":3:"), std::string::npos) << log;
+    EXPECT_NE(log.find("cancelling job bad-line after 2 task(s) sent"), std::string::npos) << log;
+    EXPECT_TRUE(farm.sink().wait_for_exit(k_exit_timeout).has_value()) << "the sink left (--once)";
 }
 
 INSTANTIATE_TEST_SUITE_P(BothDispatchModes, Exec, ::testing::Values("push", "credit"),

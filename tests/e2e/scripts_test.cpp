@@ -42,10 +42,6 @@ std::set<pid_t> children_of(pid_t parent, const std::string& comm = "") {
     return out;
 }
 
-bool gone(pid_t pid) {
-    return ::kill(pid, 0) != 0 && errno == ESRCH;
-}
-
 class Scripts : public ::testing::Test {
   protected:
     // bash SCRIPT ARGS..., with this build's programs (ZFARM_BUILD_DIR).
@@ -104,7 +100,7 @@ TEST_F(Scripts, RunLocalStopsEverythingWhenTheSinkDies) {
     EXPECT_NE(p.stderr_text().find("sink exited before the job finished"), std::string::npos)
         << p.stderr_text();
     for (pid_t child : all)
-        EXPECT_TRUE(wait_until([&] { return gone(child); }, k_start_timeout))
+        EXPECT_TRUE(wait_until([&] { return process_gone(child); }, k_start_timeout))
             << "process " << child << " was left running";
 }
 

@@ -182,6 +182,13 @@ std::filesystem::path child_process::stderr_path() const {
 std::string child_process::stdout_text() const {
     return read_file(stdout_path());
 }
+bool process_gone(pid_t pid) {
+    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    const auto close = stat.rfind(')');
+    return stat.empty() ||
+           (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z');
+}
+
 std::string child_process::stderr_text() const {
     return read_file(stderr_path());
 }

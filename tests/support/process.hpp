@@ -103,6 +103,10 @@ bool wait_until(Pred&& pred, std::chrono::milliseconds timeout) {
     }
 }
 
+// True when no process `pid` runs: there is none, or only a zombie nobody
+// has reaped yet (on a machine whose PID 1 does not reap orphans).
+bool process_gone(pid_t pid);
+
 // The whole file ("" when it does not exist).
 std::string read_file(const std::filesystem::path& path);
 // The file's complete lines (a torn last line without '\n' is left out).

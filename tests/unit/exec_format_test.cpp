@@ -64,6 +64,10 @@ TEST(ExecFormat, BadCommandsAreRefusedWithAReason) {
                              "a\xc0")
                   .error(),
               "1 bytes after the map");
+    command nul_dir{{"pwd"}, {}, std::string("/tmp\0/x", 7)};
+    EXPECT_EQ(decode_command(encode(nul_dir)).error(), "dir has a NUL byte");
+    command nul_env{{"env"}, {{"X", std::string("a\0b", 3)}}};
+    EXPECT_EQ(decode_command(encode(nul_env)).error(), "env value of X has a NUL byte");
     // Unknown keys are ignored.
     auto c = decode_command(
         "\x82\xa4"

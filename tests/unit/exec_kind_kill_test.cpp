@@ -116,7 +116,7 @@ TEST(ExecKind, OutputHeldOpenByAnEscapedGrandchildHoldsTheHandlerAtMostASecond) 
     if (!pid.empty()) ::kill(std::stoi(pid), SIGKILL);
     ASSERT_TRUE(r) << reason_of(r);
     EXPECT_EQ(outcome_of(r).out, "leader done\n");
-    EXPECT_LT(took, 10.0);  // not the grandchild's 60 s
+    EXPECT_LT(took, 4.0);  // the 1 s read-on, plus slack for a loaded machine; not 60 s
 }
 
 }  // namespace

@@ -215,11 +215,6 @@ bool has_ended(pid_t pid) {
 
 }  // namespace
 
-std::string errno_text(int e) {
-    const char* d = strerrordesc_np(e);
-    return d ? d : "error " + std::to_string(e);
-}
-
 void process_groups::add(pid_t pgid) {
     std::lock_guard lock(mu_);
     groups_.push_back(pgid);
@@ -235,6 +230,13 @@ void process_groups::signal_all(int sig) noexcept {
     std::lock_guard lock(mu_);
     for (pid_t g : groups_)
         ::kill(-g, sig);
+}
+
+bool process_groups::any_alive() noexcept {
+    std::lock_guard lock(mu_);
+    for (pid_t g : groups_)
+        if (::kill(-g, 0) == 0) return true;
+    return false;
 }
 
 run_report run_command(const exec::command& c, const run_options& o) {
@@ -253,8 +255,9 @@ run_report run_command(const exec::command& c, const run_options& o) {
     const unique_fd pidfd(open_pidfd(pid));  // -1 on kernels before 5.3: has_ended() is polled
 
     std::string buf(k_read_chunk, '\0');
-    std::optional<clock::time_point> term_at;   // when the group was sent SIGTERM
-    std::optional<clock::time_point> ended_at;  // when the leader ended
+    std::optional<clock::time_point> term_at;    // when the group was sent SIGTERM
+    std::optional<clock::time_point> ended_at;   // when the leader ended
+    std::optional<clock::time_point> stop_seen;  // a stop while reading on
     bool kill_sent = false;
     auto exit_check = milliseconds(1);  // without a pidfd: 1, 2, 4 ... 50 ms
     for (;;) {
@@ -270,8 +273,17 @@ run_report run_command(const exec::command& c, const run_options& o) {
             kill_sent = true;
         }
         const bool open = streams[0].fd || streams[1].fd;
-        const auto drain_until = ended_at ? *ended_at + (term_at ? k_drain_after_stop : k_drain)
-                                          : clock::time_point::max();
+        auto drain_until = ended_at ? *ended_at + (term_at ? k_drain_after_stop : k_drain)
+                                    : clock::time_point::max();
+        if (ended_at && !term_at) {
+            // The deadline or a stop during the read-on shortens it as a kill
+            // would: the handler must not outlast its deadline by a second.
+            if (o.deadline != clock::time_point::max())
+                drain_until =
+                    std::min(drain_until, std::max(o.deadline, *ended_at) + k_drain_after_stop);
+            if (!stop_seen && o.stop_requested && o.stop_requested()) stop_seen = now;
+            if (stop_seen) drain_until = std::min(drain_until, *stop_seen + k_drain_after_stop);
+        }
         if (ended_at && (!open || now >= drain_until)) break;
 
         clock::duration wait = k_max_poll;

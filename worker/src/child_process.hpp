@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "zfarm/exec_format.hpp"
+#include "zfarm/system.hpp"
 
 namespace zfarm::detail {
 
@@ -34,6 +35,8 @@ class process_groups {
     // Sends `sig` to every group listed. A group is removed before its
     // leader is reaped, so its id is never one the system reused.
     void signal_all(int sig) noexcept;
+    // True while a process of some listed group is still there.
+    bool any_alive() noexcept;
 
   private:
     std::mutex mu_;
@@ -65,6 +68,5 @@ struct run_report {
 run_report run_command(const exec::command& c, const run_options& o);
 
 // strerror's text for errno `e` ("No such file or directory"), thread-safe.
-std::string errno_text(int e);
 
 }  // namespace zfarm::detail

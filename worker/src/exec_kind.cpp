@@ -6,19 +6,15 @@
 
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
 #include "zfarm/exec_format.hpp"
+#include "zfarm/system.hpp"
 
 namespace zfarm::detail {
 namespace {
-
-std::string host_name() {
-    char buf[256] = {};
-    if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-    return buf;
-}
 
 // Why `dir` cannot be a working directory, or "" when it can: posix_spawn
 // reports a bad directory with the same errno as a missing command.
@@ -88,7 +84,13 @@ handler_result exec_kind::operator()(const task_view& t) {
 }
 
 void exec_kind::terminate_all() noexcept {
+    // The worker is about to exit, and its handler threads with it: they
+    // will not be there to send the SIGKILL, so it is sent from here.
     groups_.signal_all(SIGTERM);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    while (groups_.any_alive() && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    groups_.signal_all(SIGKILL);
 }
 
 handler_result refuse_exec(const task_view&) {

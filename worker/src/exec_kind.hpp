@@ -36,8 +36,9 @@ class exec_kind {
     handler_result operator()(const task_view& t);
 
     // Sends SIGTERM to the process group of every command running now, for
-    // a worker that leaves without waiting for them; their handlers send
-    // SIGKILL 500 ms later, if they still run then.
+    // a worker that leaves without waiting for them, then SIGKILL to the
+    // groups still there 500 ms later (the handlers that would do it exit
+    // with the worker). Blocks up to 500 ms.
     void terminate_all() noexcept;
 
   private:

@@ -65,6 +65,7 @@ struct executor_pool::executor {
     proto::task_ref current;
     origin from = origin::push;
     std::uint32_t timeout_ms = 0;
+    std::string kind;  // of `current`
     clock::time_point started;
     std::uint64_t started_us = 0;
     // Made by the owner, used by the executor thread, closed by the owner when
@@ -179,9 +180,13 @@ abandoned_task executor_pool::abandon(executor& e, clock::time_point now) {
     e.out.reset();
     abandoned_alive_->fetch_add(1);
     return abandoned_task{
-        e.current, e.from, e.timeout_ms, e.started_us,
+        e.current,
+        e.from,
+        e.timeout_ms,
+        e.started_us,
         static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::microseconds>(now - e.started).count())};
+            std::chrono::duration_cast<std::chrono::microseconds>(now - e.started).count()),
+        e.kind};
 }
 
 std::vector<abandoned_task> executor_pool::abandon_overdue(clock::time_point now,
@@ -251,6 +256,7 @@ void executor_pool::run_thread(executor_pool* pool, std::shared_ptr<executor> me
             me->current = proto::task_ref{item.first.job, item.first.id, item.first.attempt};
             me->from = item.second;
             me->timeout_ms = item.first.timeout_ms;
+            me->kind = item.first.kind;
             me->started = clock::now();
             me->started_us =
                 static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(

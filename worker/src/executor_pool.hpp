@@ -55,6 +55,7 @@ struct abandoned_task {
     std::uint32_t timeout_ms = 0;
     std::uint64_t started_us = 0;  // wall clock, Unix microseconds
     std::uint64_t elapsed_us = 0;  // from its start to the abandonment
+    std::string kind{};            // the task's kind, for its RESULT
 };
 
 class executor_pool {

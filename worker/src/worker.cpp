@@ -20,6 +20,7 @@
 #include "zfarm/logging.hpp"
 #include "zfarm/receive.hpp"
 #include "zfarm/signals.hpp"
+#include "zfarm/system.hpp"
 #include "zfarm/version.hpp"
 
 namespace zfarm {
@@ -50,12 +51,6 @@ constexpr std::size_t k_max_cancelled_jobs = 64;
 constexpr auto k_hung_grace = std::chrono::milliseconds(1000);
 // Abandoned threads a worker tolerates: max(this, threads).
 constexpr unsigned k_min_hung_cap = 4;
-
-std::string host_name() {
-    char buf[256] = {};
-    if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-    return buf;
-}
 
 std::string make_identity() {
     std::random_device rd;
@@ -185,6 +180,7 @@ bool worker::impl::watch_hung_handlers(zmq::socket_t& results) {
         r.started_us = a.started_us;
         r.error = "timed out after " + std::to_string(a.timeout_ms) +
                   " ms; the handler did not return and was abandoned";
+        r.kind = a.kind;
         ++summary_.tasks_failed;
         send(results, r);
     }
