@@ -19,7 +19,7 @@ Installs missing packages (scripts/setup.sh --deps-only), then runs:
               builds examples/embed_worker against it alone, runs it in a pipeline
   asan-build  build-asan/ (Debug) with -DZFARM_SANITIZER=address,undefined -DZFARM_WERROR=ON
   asan-ctest  ctest --test-dir build-asan, any sanitizer report fails the test
-  fuzz        scripts/fuzz.sh --seconds ZFARM_FUZZ_SECONDS (default 30): the
+  fuzz        scripts/fuzz.sh --seconds ZFARM_FUZZ_SECONDS (default 20): the
               libFuzzer targets, built with clang, after replaying past crashers
 
 Options:
@@ -173,9 +173,9 @@ elif ((!${build_failed:-0})); then
     skipped+=(asan-build asan-ctest)
 fi
 if ((run_asan)); then
-    stage "fuzz: scripts/fuzz.sh --seconds ${ZFARM_FUZZ_SECONDS:-30}"
+    stage "fuzz: scripts/fuzz.sh --seconds ${ZFARM_FUZZ_SECONDS:-20}"
     status=0
-    bash scripts/fuzz.sh --seconds "${ZFARM_FUZZ_SECONDS:-30}" || status=$?
+    bash scripts/fuzz.sh --seconds "${ZFARM_FUZZ_SECONDS:-20}" || status=$?
     record fuzz "$status"
 elif ((!${build_failed:-0})); then
     skipped+=(fuzz)
