@@ -2,6 +2,8 @@
 
 #include <msgpack.hpp>
 
+#include "msgpack_writer.hpp"
+
 #include <algorithm>
 #include <limits>
 #include <type_traits>
@@ -11,21 +13,10 @@ namespace {
 
 constexpr std::size_t k_max_depth = 4;
 
-// msgpack packer sink appending to a std::string.
-struct string_writer {
-    std::string* out;
-    void write(const char* data, std::size_t n) { out->append(data, n); }
-};
-using packer = msgpack::packer<string_writer>;
-
-void pack_str(packer& p, std::string_view s) {
-    p.pack_str(static_cast<std::uint32_t>(s.size()));
-    p.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
-}
-void pack_bin(packer& p, std::string_view s) {
-    p.pack_bin(static_cast<std::uint32_t>(s.size()));
-    p.pack_bin_body(s.data(), static_cast<std::uint32_t>(s.size()));
-}
+using detail::pack_bin;
+using detail::pack_str;
+using detail::packer;
+using detail::string_writer;
 void pack_ref(packer& p, const task_ref& r) {
     p.pack_array(3);
     pack_str(p, r.job);

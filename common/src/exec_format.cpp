@@ -5,23 +5,15 @@
 
 #include <msgpack.hpp>
 
+#include "msgpack_writer.hpp"
+
 namespace zfarm::exec {
 namespace {
 
-struct string_writer {
-    std::string* out;
-    void write(const char* data, std::size_t size) { out->append(data, size); }
-};
-using packer = msgpack::packer<string_writer>;
-
-void pack_str(packer& p, std::string_view s) {
-    p.pack_str(static_cast<std::uint32_t>(s.size()));
-    p.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
-}
-void pack_bin(packer& p, std::string_view s) {
-    p.pack_bin(static_cast<std::uint32_t>(s.size()));
-    p.pack_bin_body(s.data(), static_cast<std::uint32_t>(s.size()));
-}
+using detail::pack_bin;
+using detail::pack_str;
+using detail::packer;
+using detail::string_writer;
 
 // Thrown only inside the decoders and caught at their boundary.
 struct bad_field {

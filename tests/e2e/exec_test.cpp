@@ -17,18 +17,11 @@ namespace {
 class Exec : public ::testing::TestWithParam<std::string> {
   protected:
     std::string write_input(const std::vector<std::string>& lines) {
-        const auto path = farm.dir() / "input.txt";
-        std::ofstream out(path);
-        for (const auto& l : lines)
-            out << l << '\n';
-        return path.string();
+        return write_lines(farm.dir() / "input.txt", lines);
     }
 
     std::map<std::uint64_t, nlohmann::json> results_by_id() {
-        std::map<std::uint64_t, nlohmann::json> out;
-        for (auto& r : read_results(farm.output()))
-            out[r.value("id", std::uint64_t{0})] = r;
-        return out;
+        return read_results_by_id(farm.output());
     }
 
     void start_workers(int n, const std::vector<std::string>& extra = {"--allow-exec"}) {

@@ -64,11 +64,7 @@ class PythonWorker : public ::testing::TestWithParam<std::string> {
     }
 
     std::string write_tasks(const std::vector<std::string>& lines) {
-        const auto path = farm.dir() / "tasks.jsonl";
-        std::ofstream out(path);
-        for (const auto& l : lines)
-            out << l << '\n';
-        return path.string();
+        return write_lines(farm.dir() / "tasks.jsonl", lines);
     }
 
     child_process& start_python_worker(const std::vector<std::string>& extra) {
@@ -93,10 +89,7 @@ class PythonWorker : public ::testing::TestWithParam<std::string> {
     }
 
     std::map<std::uint64_t, nlohmann::json> results_by_id() {
-        std::map<std::uint64_t, nlohmann::json> out;
-        for (auto& r : read_results(farm.output()))
-            out[r.value("id", std::uint64_t{0})] = r;
-        return out;
+        return read_results_by_id(farm.output());
     }
 
     // Every frame the sink and the ventilator received was a valid message.

@@ -19,11 +19,7 @@ namespace {
 class SinkOutput : public ::testing::TestWithParam<std::string> {
   protected:
     std::string write_tasks(const std::vector<std::string>& lines) {
-        const auto path = farm.dir() / "tasks.jsonl";
-        std::ofstream out(path);
-        for (const auto& l : lines)
-            out << l << '\n';
-        return path.string();
+        return write_lines(farm.dir() / "tasks.jsonl", lines);
     }
     static std::string sleep_task(int ms) {
         return R"({"kind":"sleep","payload":")" + std::to_string(ms) + R"("})";

@@ -1,5 +1,7 @@
 #include "support/pipeline.hpp"
 
+#include <fstream>
+
 #include <algorithm>
 #include <iostream>
 
@@ -177,6 +179,22 @@ std::set<std::string> workers_of(const std::vector<nlohmann::json>& results) {
         return ::testing::AssertionSuccess();
     return ::testing::AssertionFailure()
            << "stdout is \"" << out << "\", expected \"" << expected << "N.NNN s\\n\"";
+}
+
+std::map<std::uint64_t, nlohmann::json> read_results_by_id(const std::filesystem::path& path) {
+    std::map<std::uint64_t, nlohmann::json> out;
+    for (auto& r : read_results(path)) {
+        const auto id = r.value("id", std::uint64_t{0});  // before r is moved from
+        out[id] = std::move(r);
+    }
+    return out;
+}
+
+std::string write_lines(const std::filesystem::path& path, const std::vector<std::string>& lines) {
+    std::ofstream out(path);
+    for (const auto& l : lines)
+        out << l << '\n';
+    return path.string();
 }
 
 }  // namespace zfarm::test

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -96,6 +97,12 @@ class pipeline {
 
 // The sink's JSON lines, parsed. A line that is not JSON fails the test.
 std::vector<nlohmann::json> read_results(const std::filesystem::path& path);
+
+// The sink's JSON lines by id (a later line with the same id wins).
+std::map<std::uint64_t, nlohmann::json> read_results_by_id(const std::filesystem::path& path);
+
+// Writes `lines` to `path`, each followed by '\n'; returns the path.
+std::string write_lines(const std::filesystem::path& path, const std::vector<std::string>& lines);
 
 // Ids 0..n-1 each appear exactly once, and no other id appears.
 ::testing::AssertionResult has_each_id_once(const std::vector<nlohmann::json>& results,
