@@ -1,5 +1,7 @@
 #include "job_log.hpp"
 
+#include "output_format.hpp"
+
 #include <cerrno>
 #include <cstring>
 
@@ -58,15 +60,7 @@ void job_log::write(const proto::result& r, const exec::outcome* o) {
 }
 
 bool job_log::flush() {
-    if (!file_) return false;
-    if (!buffer_.empty()) {
-        const std::size_t n = std::fwrite(buffer_.data(), 1, buffer_.size(), file_);
-        if (n != buffer_.size()) {
-            buffer_.erase(0, n);
-            return false;
-        }
-        buffer_.clear();
-    }
+    if (!file_ || !write_all(file_, buffer_)) return false;
     return std::fflush(file_) == 0;
 }
 

@@ -33,6 +33,17 @@ expected<output_format, std::string> parse_output_format(std::string_view name) 
     return unexpected{"unknown output format '" + std::string(name) + "' (jsonl or text)"};
 }
 
+bool write_all(std::FILE* f, std::string& buffer) {
+    if (buffer.empty()) return true;
+    const std::size_t n = std::fwrite(buffer.data(), 1, buffer.size(), f);
+    if (n != buffer.size()) {
+        buffer.erase(0, n);
+        return false;
+    }
+    buffer.clear();
+    return true;
+}
+
 std::optional<exec::outcome> exec_outcome_of(const proto::result& r) {
     if (r.kind != exec::k_kind) return std::nullopt;
     auto o = exec::decode_outcome(r.output);

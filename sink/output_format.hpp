@@ -41,4 +41,8 @@ std::string base64(std::string_view bytes);
 // output that does not decode (it is then written raw).
 std::optional<exec::outcome> exec_outcome_of(const proto::result& r);
 
+// Writes `buffer` to `f` and empties it; on a short write keeps what was not
+// written (for the next try) and returns false.
+bool write_all(std::FILE* f, std::string& buffer);
+
 }  // namespace zfarm::sink

@@ -8,17 +8,6 @@ namespace {
 
 constexpr std::size_t k_flush_at = 1u << 20;  // bytes buffered before an early flush
 
-bool write_all(std::FILE* f, std::string& buffer) {
-    if (buffer.empty()) return true;
-    const std::size_t n = std::fwrite(buffer.data(), 1, buffer.size(), f);
-    if (n != buffer.size()) {
-        buffer.erase(0, n);
-        return false;
-    }
-    buffer.clear();
-    return true;
-}
-
 }  // namespace
 
 expected<result_writer, std::string> result_writer::open(const std::string& path,
