@@ -24,7 +24,7 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-constexpr int k_batch = 4096;  // frames handled between ACK flushes
+constexpr int k_batch = 4096;  // messages handled between ACK flushes
 constexpr auto k_done_republish = std::chrono::milliseconds(1000);
 constexpr auto k_once_grace = std::chrono::milliseconds(300);
 constexpr auto k_poll_interval = std::chrono::milliseconds(100);
@@ -42,9 +42,10 @@ class sink_loop {
           recorder_(jobs_, out, log, recorder_options{opt.keep_order, opt.keep_order_memory}),
           workers_(opt.liveness_timeout, k_liveness_check) {}
 
-    // Handles every frame waiting on the results socket, up to k_batch.
+    // Handles the messages waiting on the results socket, up to about
+    // k_batch (a BATCH frame is handled whole).
     void drain(clock::time_point now) {
-        for (int i = 0; i < k_batch; ++i) {
+        for (int handled = 0; handled < k_batch;) {
             zmq::message_t m;
             if (!results_.recv(m, zmq::recv_flags::dontwait)) break;
             if (m.more()) {  // our messages are single frames
@@ -52,16 +53,20 @@ class sink_loop {
                 while (m.more())
                     (void)results_.recv(m, zmq::recv_flags::none);
                 drops_.drop("results", peer, "multipart message");
+                ++handled;
                 continue;
             }
-            auto decoded = proto::decode(m.to_string_view());
-            if (!decoded) {
-                drops_.drop("results", peer_address(m),
-                            std::string(proto::to_string(decoded.error().code)) + ": " +
-                                decoded.error().detail);
-                continue;
+            proto::decode_frame(m.to_string_view(), frame_);
+            for (auto& decoded : frame_) {
+                ++handled;
+                if (!decoded) {
+                    drops_.drop("results", peer_address(m),
+                                std::string(proto::to_string(decoded.error().code)) + ": " +
+                                    decoded.error().detail);
+                    continue;
+                }
+                handle(*decoded, m, now);
             }
-            handle(*decoded, m, now);
         }
     }
 
@@ -259,6 +264,7 @@ class sink_loop {
     worker_table workers_;
     drop_counter drops_;
     std::string scratch_;
+    proto::decoded_frame frame_;
     std::uint64_t cancelled_ = 0;
     std::vector<proto::lost> departed_;      // said BYE in this batch, with what they handed back
     std::set<std::string> recorded_wanted_;  // JOB_OPEN with resume in this batch

@@ -1,5 +1,6 @@
 #include "ventilator.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -90,6 +91,16 @@ class dispatcher {
     // error when the task source fails.
     expected<bool, std::string> dispatch(clock::time_point now);
     std::string* pick_worker();
+    // Tasks to send go out in batches (PROTOCOL.md 5.15) of what is ready
+    // now, up to `limit`: re-sends first, then new tasks while the window
+    // allows. Nothing is taken for sent until commit_batch; unfill_batch
+    // puts it all back.
+    expected<std::size_t, std::string> fill_batch(std::size_t limit);  // tasks in it
+    void unfill_batch();
+    void commit_batch(clock::time_point now, const std::string* who);
+    proto::batch_encoder batch_;
+    std::vector<std::uint64_t> batch_resends_;
+    std::size_t batch_new_ = 0;  // the first of pending_ in batch_
     // Queues `id` to be sent again with the next attempt number, or gives up
     // on it (records it failed through the sink) when attempts are exhausted.
     void resend(std::uint64_t id, std::string_view why);
@@ -129,7 +140,7 @@ class dispatcher {
     std::uint64_t skipped_ = 0;
     bool exhausted_ = false;
     std::uint64_t next_id_ = 0;
-    std::optional<task_spec> pending_;  // generated, not yet sent
+    std::deque<task_spec> pending_;     // generated, not yet sent; the first is id next_id_
     std::deque<std::uint64_t> resend_;  // in the ledger, to be sent again
     std::optional<proto::done> done_;
     // Ids of this job live workers reported holding, as of the latest relay.
@@ -151,16 +162,30 @@ class dispatcher {
     // longer than tasks take (stalled: their worker stopped, hung or died)
     // do not count, up to one more budget, so a stalled worker cannot use up
     // the budget and starve the others (PROTOCOL.md 8.1, rule 4).
-    bool window_full() const {
-        if (ledger_.full()) return true;
+    // `adding`: new tasks about to be sent, not yet in the ledger.
+    bool window_full(std::size_t adding) const {
+        const std::size_t in_flight = ledger_.size() + adding;
+        if (in_flight >= ledger_.window()) return true;
         if (credit_mode()) return false;
-        const double ahead = ack_rate_ * std::chrono::duration<double>(k_push_ahead).count();
-        const auto floor = static_cast<double>(k_push_min_per_peer * std::max(peers_, 1));
-        const double budget = std::max(ahead, floor);
+        const double budget = push_budget();
         // Stalled tasks are let through up to one more budget: enough for
         // the others to keep working, not so many that their queues deepen.
-        return static_cast<double>(ledger_.size()) >=
+        return static_cast<double>(in_flight) >=
                budget + std::min(static_cast<double>(stalled_), budget);
+    }
+    double push_budget() const {
+        const double ahead = ack_rate_ * std::chrono::duration<double>(k_push_ahead).count();
+        const auto floor = static_cast<double>(k_push_min_per_peer * std::max(peers_, 1));
+        return std::max(ahead, floor);
+    }
+    // Push dispatch sends a batch to one worker (libzmq's round robin is per
+    // frame): small enough that each worker gets several per budget, so work
+    // stays spread; 1 when tasks are slow (the budget is then its floor).
+    std::size_t push_batch_limit() const {
+        const double per_batch =
+            push_budget() / static_cast<double>(k_push_min_per_peer * std::max(peers_, 1));
+        return std::clamp<std::size_t>(static_cast<std::size_t>(per_batch), 1,
+                                       proto::k_max_batch_messages);
     }
     void measure_rate(clock::time_point now);
     // Push dispatch: counts the tasks in flight for over k_stall_factor times
@@ -461,96 +486,142 @@ std::string* dispatcher::pick_worker() {
 expected<bool, std::string> dispatcher::dispatch(clock::time_point now) {
     bool progressed = false;
     for (;;) {
-        // Which task goes next: one to send again, or a new one.
-        std::uint64_t id = 0;
-        bool is_resend = false;
-        if (!resend_.empty()) {
-            id = resend_.front();
-            is_resend = true;
-            if (!ledger_.find(id)) {  // acknowledged meanwhile
-                resend_.pop_front();
-                continue;
-            }
-        } else {
-            if (!halt_.may_send_new() || window_full()) break;
-            if (!pending_) {
-                if (exhausted_) break;
+        // Resumed: new tasks the sink has already recorded are skipped
+        // whether or not any worker is there.
+        for (;;) {
+            if (!pending_.empty() && !already_recorded(next_id_)) break;
+            if (pending_.empty()) {
+                if (exhausted_ || !halt_.may_send_new() || window_full(0)) break;
                 auto next = source_.next();
                 if (!next) return unexpected{next.error()};
                 if (!*next) {
                     exhausted_ = true;
                     break;
                 }
-                pending_ = std::move(**next);
-            }
-            id = next_id_;
-            if (already_recorded(id)) {  // resumed: the sink has it already
-                pending_.reset();
-                ++next_id_;
-                ++skipped_;
+                pending_.push_back(std::move(**next));
                 continue;
             }
+            pending_.pop_front();
+            ++next_id_;
+            ++skipped_;
         }
-
-        // Tasks to send: not before the workers have settled (recorded ones
-        // were skipped above whether or not any worker is there).
         if (!settled(now)) break;
         std::string* who = nullptr;
+        std::size_t limit = 0;
         if (credit_mode()) {
             who = pick_worker();
             if (!who) break;
-        }
-        ledger_entry entry;
-        const ledger_entry* e = nullptr;
-        if (is_resend) {
-            e = ledger_.find(id);
+            limit = std::min<std::size_t>(credit_[*who], proto::k_max_batch_messages);
         } else {
-            entry.kind = pending_->kind;
-            entry.payload = pending_->payload;
-            e = &entry;
+            limit = push_batch_limit();
         }
-        proto::task t{opt_.job, id, e->attempt, e->kind, e->payload, opt_.task_timeout_ms};
-        proto::encode(t, scratch_);
+        auto filled = fill_batch(limit);
+        if (!filled) return unexpected{filled.error()};
+        if (*filled == 0) break;
+
         bool sent = false;
+        const auto frame = batch_.frame();
         if (credit_mode()) {
             try {
                 sent = tasks_
                            .send(zmq::buffer(*who),
                                  zmq::send_flags::sndmore | zmq::send_flags::dontwait)
                            .has_value();
-                if (sent) tasks_.send(zmq::buffer(scratch_), zmq::send_flags::none);
+                if (sent) tasks_.send(zmq::buffer(frame), zmq::send_flags::none);
             } catch (const zmq::error_t& err) {
                 if (err.num() != EHOSTUNREACH) throw;
                 spdlog::info("worker {} is gone; its credit is forgotten", *who);
                 credit_.erase(*who);
                 std::erase(rotation_, *who);
+                unfill_batch();
                 continue;
             }
-            if (!sent) break;
-            --credit_[*who];
         } else {
-            sent = tasks_.send(zmq::buffer(scratch_), zmq::send_flags::dontwait).has_value();
-            if (!sent) break;  // no worker connected yet, or all pipes full
+            sent = tasks_.send(zmq::buffer(frame), zmq::send_flags::dontwait).has_value();
         }
+        if (!sent) {  // no worker connected yet, or its pipe (all pipes) full
+            unfill_batch();
+            break;
+        }
+        if (who) credit_[*who] -= batch_.count();
+        commit_batch(now, who);
         progressed = true;
         dispatching_ = true;
-        if (is_resend) {
-            resend_.pop_front();
-            auto* le = ledger_.find(id);
-            le->sent_at = now;
-            le->lease_until = now + opt_.lease;
-            le->queued_for_resend = false;
-            le->holder = who ? *who : std::string();
-        } else {
-            entry.sent_at = now;
-            entry.lease_until = now + opt_.lease;
-            if (who) entry.holder = *who;
-            ledger_.add(id, std::move(entry));
-            pending_.reset();
-            ++next_id_;
-        }
     }
     return progressed;
+}
+
+expected<std::size_t, std::string> dispatcher::fill_batch(std::size_t limit) {
+    batch_.clear();
+    batch_resends_.clear();
+    batch_new_ = 0;
+    while (batch_.count() < limit) {
+        if (!resend_.empty()) {
+            const std::uint64_t id = resend_.front();
+            const ledger_entry* e = ledger_.find(id);
+            if (!e) {  // acknowledged meanwhile
+                resend_.pop_front();
+                continue;
+            }
+            if (batch_.full_for(e->payload.size())) break;
+            resend_.pop_front();
+            batch_.add_task(opt_.job, id, e->attempt, e->kind, e->payload, opt_.task_timeout_ms);
+            batch_resends_.push_back(id);
+            continue;
+        }
+        if (!halt_.may_send_new() || window_full(batch_new_)) break;
+        if (batch_new_ == pending_.size()) {
+            if (exhausted_) break;
+            auto next = source_.next();
+            if (!next) return unexpected{next.error()};
+            if (!*next) {
+                exhausted_ = true;
+                break;
+            }
+            pending_.push_back(std::move(**next));
+        }
+        const std::uint64_t id = next_id_ + batch_new_;
+        // A recorded id (resumed) ends the batch: the next one skips it.
+        if (already_recorded(id)) break;
+        const task_spec& spec = pending_[batch_new_];
+        if (batch_.full_for(spec.payload.size())) break;
+        batch_.add_task(opt_.job, id, 1, spec.kind, spec.payload, opt_.task_timeout_ms);
+        ++batch_new_;
+    }
+    return batch_.count();
+}
+
+void dispatcher::unfill_batch() {
+    // The new tasks are still in pending_; the re-sends go back in order.
+    for (auto it = batch_resends_.rbegin(); it != batch_resends_.rend(); ++it)
+        resend_.push_front(*it);
+    batch_resends_.clear();
+    batch_new_ = 0;
+    batch_.clear();
+}
+
+void dispatcher::commit_batch(clock::time_point now, const std::string* who) {
+    for (auto id : batch_resends_) {
+        auto* le = ledger_.find(id);
+        le->sent_at = now;
+        le->lease_until = now + opt_.lease;
+        le->queued_for_resend = false;
+        le->holder = who ? *who : std::string();
+    }
+    for (std::size_t i = 0; i < batch_new_; ++i) {
+        task_spec& spec = pending_.front();
+        ledger_entry entry;
+        entry.kind = std::move(spec.kind);
+        entry.payload = std::move(spec.payload);
+        entry.sent_at = now;
+        entry.lease_until = now + opt_.lease;
+        if (who) entry.holder = *who;
+        ledger_.add(next_id_, std::move(entry));
+        pending_.pop_front();
+        ++next_id_;
+    }
+    batch_resends_.clear();
+    batch_new_ = 0;
 }
 
 job_outcome dispatcher::cancel(clock::time_point started) {
@@ -601,7 +672,7 @@ expected<job_outcome, std::string> dispatcher::run() {
                 out.input_error = d.error();
                 return out;
             }
-            if (exhausted_ && !pending_ && (!closed || now >= next_close)) {
+            if (exhausted_ && pending_.empty() && (!closed || now >= next_close)) {
                 if (!closed) spdlog::info("all {} task(s) of job {} sent", next_id_, opt_.job);
                 send_to_sink(proto::job_close{opt_.job, next_id_});
                 closed = true;
@@ -623,9 +694,10 @@ expected<job_outcome, std::string> dispatcher::run() {
             }
         }
 
-        const bool want_out = !credit_mode() && opened_ &&
-                              (!resend_.empty() || (halt_.may_send_new() &&
-                                                    (pending_ || !exhausted_) && !window_full()));
+        const bool want_out =
+            !credit_mode() && opened_ &&
+            (!resend_.empty() ||
+             (halt_.may_send_new() && (!pending_.empty() || !exhausted_) && !window_full(0)));
         zmq::pollitem_t items[] = {
             {control_.handle(), 0, ZMQ_POLLIN, 0},
             {tasks_.handle(), 0,

@@ -5,6 +5,7 @@
 #include "msgpack_writer.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -29,6 +30,17 @@ void header(packer& p, msg_type t, std::uint32_t nfields) {
     p.pack(static_cast<std::uint8_t>(t));
 }
 
+void pack_task(packer& p, std::string_view job, std::uint64_t id, std::uint32_t attempt,
+               std::string_view kind, std::string_view payload, std::uint32_t timeout_ms) {
+    header(p, msg_type::task, 6);
+    pack_str(p, job);
+    p.pack(id);
+    p.pack(attempt);
+    pack_str(p, kind);
+    pack_bin(p, payload);
+    p.pack(timeout_ms);
+}
+
 struct encoder {
     packer& p;
     void operator()(const job_open& m) {
@@ -44,13 +56,7 @@ struct encoder {
         p.pack(m.cancel);
     }
     void operator()(const task& m) {
-        header(p, msg_type::task, 6);
-        pack_str(p, m.job);
-        p.pack(m.id);
-        p.pack(m.attempt);
-        pack_str(p, m.kind);
-        pack_bin(p, m.payload);
-        p.pack(m.timeout_ms);
+        pack_task(p, m.job, m.id, m.attempt, m.kind, m.payload, m.timeout_ms);
     }
     void operator()(const result& m) {
         header(p, msg_type::result, 10);
@@ -360,6 +366,8 @@ message decode_fields(msg_type t, field_reader& r) {
             m.reason = r.text("reason");
             return m;
         }
+        case msg_type::batch:
+            break;
     }
     throw field_error{"unknown type"};  // unreachable: checked by the caller
 }
@@ -400,6 +408,8 @@ std::string_view to_string(msg_type t) noexcept {
             return "RECORDED";
         case msg_type::retry:
             return "RETRY";
+        case msg_type::batch:
+            return "BATCH";
     }
     return "?";
 }
@@ -432,9 +442,32 @@ std::string_view to_string(decode_errc c) noexcept {
 
 void encode(const message& m, std::string& out) {
     out.clear();
+    encode_append(m, out);
+}
+
+void encode_append(const message& m, std::string& out) {
     string_writer w{&out};
     packer p(w);
     std::visit(encoder{p}, m);
+}
+
+void encode_append(const task& m, std::string& out) {
+    string_writer w{&out};
+    packer p(w);
+    encoder{p}(m);
+}
+
+void encode_task(std::string& out, std::string_view job, std::uint64_t id, std::uint32_t attempt,
+                 std::string_view kind, std::string_view payload, std::uint32_t timeout_ms) {
+    string_writer w{&out};
+    packer p(w);
+    pack_task(p, job, id, attempt, kind, payload, timeout_ms);
+}
+
+void encode_append(const result& m, std::string& out) {
+    string_writer w{&out};
+    packer p(w);
+    encoder{p}(m);
 }
 
 std::string encode(const message& m) {
@@ -443,24 +476,14 @@ std::string encode(const message& m) {
     return out;
 }
 
-expected<message, decode_error> decode(std::span<const std::byte> frame) noexcept {
-    if (frame.empty()) return unexpected{fail(decode_errc::empty, "empty frame")};
-    const auto* data = reinterpret_cast<const char*>(frame.data());
-    const std::size_t size = frame.size();
-    // Every element takes at least one byte, so no honest container declares
-    // more elements than the frame has bytes: a 5-byte frame can never make
-    // the unpacker reserve room for four billion objects.
-    const std::size_t max_elems = std::min(size, k_max_ids_per_message * 4);
-    const msgpack::unpack_limit limits(max_elems, max_elems / 2, size, size, 0, k_max_depth);
+namespace {
+
+// A message's array checked (version, type) and its fields decoded. Never
+// throws: a bad field is this message's error alone.
+expected<message, decode_error> decode_object(const msgpack::object& o) noexcept {
     try {
-        std::size_t offset = 0;
-        msgpack::object_handle oh = msgpack::unpack(data, size, offset, nullptr, nullptr, limits);
-        if (offset != size)
-            return unexpected{fail(decode_errc::trailing_bytes,
-                                   std::to_string(size - offset) + " bytes after the message")};
-        const msgpack::object& o = oh.get();
         if (o.type != msgpack::type::ARRAY)
-            return unexpected{fail(decode_errc::not_an_array, "top-level object is not an array")};
+            return unexpected{fail(decode_errc::not_an_array, "message is not an array")};
         const auto& a = o.via.array;
         if (a.size < 2 || a.ptr[0].type != msgpack::type::POSITIVE_INTEGER)
             return unexpected{fail(decode_errc::bad_version, "no version field")};
@@ -469,12 +492,87 @@ expected<message, decode_error> decode(std::span<const std::byte> frame) noexcep
                                    "version " + std::to_string(a.ptr[0].via.u64) + ", expected " +
                                        std::to_string(k_protocol_version))};
         if (a.ptr[1].type != msgpack::type::POSITIVE_INTEGER || a.ptr[1].via.u64 == 0 ||
-            a.ptr[1].via.u64 > static_cast<std::uint64_t>(msg_type::retry))
+            a.ptr[1].via.u64 > static_cast<std::uint64_t>(msg_type::batch))
             return unexpected{fail(decode_errc::unknown_type, "unknown message type")};
+        if (a.ptr[1].via.u64 == static_cast<std::uint64_t>(msg_type::batch))
+            return unexpected{
+                fail(decode_errc::unknown_type, "BATCH where one message is expected")};
         field_reader r(a, 2);
         return decode_fields(static_cast<msg_type>(a.ptr[1].via.u64), r);
     } catch (const field_error& e) {
         return unexpected{fail(decode_errc::bad_field, e.what)};
+    } catch (const std::bad_alloc&) {
+        return unexpected{fail(decode_errc::limit_exceeded, "allocation failed")};
+    } catch (const std::exception& e) {
+        return unexpected{fail(decode_errc::malformed, e.what())};
+    }
+}
+
+// Reads an unsigned msgpack integer at `p`; advances it. False when there is
+// none.
+bool peek_uint(const unsigned char*& p, const unsigned char* end, std::uint64_t& v) {
+    if (p >= end) return false;
+    const unsigned c = *p++;
+    if (c < 0x80) {
+        v = c;
+        return true;
+    }
+    const int n = c == 0xcc ? 1 : c == 0xcd ? 2 : c == 0xce ? 4 : c == 0xcf ? 8 : 0;
+    if (n == 0 || end - p < n) return false;
+    v = 0;
+    for (int i = 0; i < n; ++i)
+        v = (v << 8) | *p++;
+    return true;
+}
+
+// Whether the frame starts like a BATCH: an array whose element 1 is 15. Its
+// messages sit two levels deeper (the BATCH, its list), so it is unpacked
+// with two more levels.
+bool looks_like_batch(const char* data, std::size_t size) {
+    const auto* p = reinterpret_cast<const unsigned char*>(data);
+    const auto* end = p + size;
+    const unsigned c = *p;
+    if (c >= 0x90 && c <= 0x9f) {
+        p += 1;
+    } else if (c == 0xdc && size >= 3) {
+        p += 3;
+    } else if (c == 0xdd && size >= 5) {
+        p += 5;
+    } else {
+        return false;
+    }
+    std::uint64_t version = 0, type = 0;
+    return peek_uint(p, end, version) && peek_uint(p, end, type) &&
+           type == static_cast<std::uint64_t>(msg_type::batch);
+}
+
+// Unpacks one frame within the limits of 3.4; `depth` is the nesting allowed.
+msgpack::object_handle unpack_frame(const char* data, std::size_t size, std::size_t depth,
+                                    std::size_t& offset) {
+    // Every element takes at least one byte, so no honest container declares
+    // more elements than the frame has bytes: a 5-byte frame can never make
+    // the unpacker reserve room for four billion objects.
+    const std::size_t max_elems = std::min(size, k_max_ids_per_message * 4);
+    const msgpack::unpack_limit limits(max_elems, max_elems / 2, size, size, 0, depth);
+    offset = 0;
+    return msgpack::unpack(data, size, offset, nullptr, nullptr, limits);
+}
+
+}  // namespace
+
+expected<message, decode_error> decode(std::span<const std::byte> frame) noexcept {
+    if (frame.empty()) return unexpected{fail(decode_errc::empty, "empty frame")};
+    const auto* data = reinterpret_cast<const char*>(frame.data());
+    const std::size_t size = frame.size();
+    try {
+        std::size_t offset = 0;
+        msgpack::object_handle oh = unpack_frame(data, size, k_max_depth, offset);
+        if (offset != size)
+            return unexpected{fail(decode_errc::trailing_bytes,
+                                   std::to_string(size - offset) + " bytes after the message")};
+        if (oh.get().type != msgpack::type::ARRAY)
+            return unexpected{fail(decode_errc::not_an_array, "top-level object is not an array")};
+        return decode_object(oh.get());
     } catch (const msgpack::size_overflow& e) {
         return unexpected{fail(decode_errc::limit_exceeded, e.what())};
     } catch (const std::bad_alloc&) {
@@ -482,6 +580,80 @@ expected<message, decode_error> decode(std::span<const std::byte> frame) noexcep
     } catch (const std::exception& e) {
         return unexpected{fail(decode_errc::malformed, e.what())};
     }
+}
+
+void decode_frame(std::span<const std::byte> frame, decoded_frame& out) noexcept {
+    out.clear();
+    auto whole_frame_fails = [&](decode_errc c, std::string detail) {
+        out.clear();
+        out.emplace_back(unexpected{fail(c, std::move(detail))});
+    };
+    if (frame.empty()) return whole_frame_fails(decode_errc::empty, "empty frame");
+    const auto* data = reinterpret_cast<const char*>(frame.data());
+    const std::size_t size = frame.size();
+    try {
+        const bool batch = looks_like_batch(data, size);
+        std::size_t offset = 0;
+        msgpack::object_handle oh =
+            unpack_frame(data, size, batch ? k_max_depth + 2 : k_max_depth, offset);
+        if (offset != size)
+            return whole_frame_fails(decode_errc::trailing_bytes,
+                                     std::to_string(size - offset) + " bytes after the message");
+        const msgpack::object& o = oh.get();
+        if (o.type != msgpack::type::ARRAY)
+            return whole_frame_fails(decode_errc::not_an_array, "top-level object is not an array");
+        if (!batch) {
+            out.push_back(decode_object(o));
+            return;
+        }
+        const auto& a = o.via.array;
+        if (a.ptr[0].via.u64 != k_protocol_version)
+            return whole_frame_fails(decode_errc::bad_version,
+                                     "BATCH of version " + std::to_string(a.ptr[0].via.u64));
+        if (a.size < 3 || a.ptr[2].type != msgpack::type::ARRAY || a.ptr[2].via.array.size == 0)
+            return whole_frame_fails(decode_errc::bad_field,
+                                     "BATCH messages is not a non-empty array");
+        const auto& messages = a.ptr[2].via.array;
+        out.reserve(messages.size);
+        for (std::uint32_t i = 0; i < messages.size; ++i)
+            out.push_back(decode_object(messages.ptr[i]));
+    } catch (const msgpack::size_overflow& e) {
+        whole_frame_fails(decode_errc::limit_exceeded, e.what());
+    } catch (const std::bad_alloc&) {
+        whole_frame_fails(decode_errc::limit_exceeded, "allocation failed");
+    } catch (const std::exception& e) {
+        whole_frame_fails(decode_errc::malformed, e.what());
+    }
+}
+
+void batch_encoder::clear() {
+    buf_.assign(k_prefix, '\0');
+    count_ = 0;
+}
+
+std::string_view batch_encoder::frame() {
+    if (count_ == 0) return {};
+    if (count_ == 1) return std::string_view(buf_).substr(k_prefix);
+    // The shortest header for count_ messages, right-aligned in the prefix.
+    unsigned char h[k_prefix];
+    std::size_t n = 0;
+    h[n++] = 0x93;  // fixarray of 3: version, type, messages
+    h[n++] = static_cast<unsigned char>(k_protocol_version);
+    h[n++] = static_cast<unsigned char>(msg_type::batch);
+    const auto c = static_cast<std::uint32_t>(count_);
+    if (c < 16) {
+        h[n++] = static_cast<unsigned char>(0x90 | c);
+    } else if (c <= 0xffff) {
+        h[n++] = 0xdc;
+        h[n++] = static_cast<unsigned char>(c >> 8);
+        h[n++] = static_cast<unsigned char>(c);
+    } else {
+        h[n++] = 0xdd;
+        for (int shift = 24; shift >= 0; shift -= 8)
+            h[n++] = static_cast<unsigned char>(c >> shift);
+    }
+    std::memcpy(buf_.data() + (k_prefix - n), h, n);
+    return std::string_view(buf_).substr(k_prefix - n);
 }
 
 }  // namespace zfarm::proto

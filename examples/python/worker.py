@@ -68,6 +68,7 @@ class Type(enum.IntEnum):
     BYE = 7
     DONE = 10
     STOP = 11
+    BATCH = 15  # several messages in one frame, on tasks and credit (5.15)
     CREDIT = 12
 
 
@@ -126,27 +127,27 @@ def _reject_ext(code: int, data: bytes) -> object:
     raise Malformed(f"ext value (type {code})")  # 3.3, rule 3
 
 
-def _check_nesting(obj: object, depth: int) -> None:
+def _check_nesting(obj: object, depth: int, limit: int = MAX_DEPTH) -> None:
     if isinstance(obj, _Map):
-        if depth > MAX_DEPTH:
-            raise Malformed("containers nested more than 4 deep")
+        if depth > limit:
+            raise Malformed(f"containers nested more than {limit} deep")
         for key, value in obj:
-            _check_nesting(key, depth + 1)
-            _check_nesting(value, depth + 1)
+            _check_nesting(key, depth + 1, limit)
+            _check_nesting(value, depth + 1, limit)
     elif isinstance(obj, list):
-        if depth > MAX_DEPTH:
-            raise Malformed("containers nested more than 4 deep")
+        if depth > limit:
+            raise Malformed(f"containers nested more than {limit} deep")
         for item in obj:
-            _check_nesting(item, depth + 1)
+            _check_nesting(item, depth + 1, limit)
     elif isinstance(obj, (msgpack.ExtType, msgpack.Timestamp)):
         raise Malformed("ext value")
 
 
-def unpack(frame: bytes) -> list:
-    """The frame's array, within the limits of 3.4, or Malformed."""
+def _unpack_value(frame: bytes) -> object:
+    """The frame's one msgpack value, within the limits of 3.4, or Malformed."""
     limit = min(len(frame), MAX_ARRAY)
     try:
-        msg = msgpack.unpackb(
+        return msgpack.unpackb(
             frame,
             raw=False,
             unicode_errors=STR_ERRORS,
@@ -162,9 +163,12 @@ def unpack(frame: bytes) -> list:
         raise
     except Exception as e:  # any decoding error, bytes after the array (3.1, rule 2), ...
         raise Malformed(f"not one msgpack value: {e}") from None
+
+
+def _check_message(msg: object) -> list:
+    """One message's array with its version and type code checked."""
     if not isinstance(msg, list) or isinstance(msg, _Map):
         raise Malformed("not a msgpack array")
-    _check_nesting(msg, 1)
     if len(msg) < 2:
         raise Malformed("no type code")
     if type(msg[0]) is not int or msg[0] != VERSION:  # a bool is not an integer here
@@ -172,6 +176,20 @@ def unpack(frame: bytes) -> list:
     if type(msg[1]) is not int or not 1 <= msg[1] <= MAX_TYPE:
         raise Malformed(f"type code {msg[1]!r}")  # 3.2, rule 3
     return msg
+
+
+def _is_batch(msg: object) -> bool:
+    return (isinstance(msg, list) and not isinstance(msg, _Map) and len(msg) >= 2
+            and type(msg[0]) is int and type(msg[1]) is int and msg[1] == Type.BATCH)
+
+
+def unpack(frame: bytes) -> list:
+    """The frame's one message array, within the limits of 3.4, or Malformed."""
+    msg = _unpack_value(frame)
+    if not isinstance(msg, list) or isinstance(msg, _Map):
+        raise Malformed("not a msgpack array")
+    _check_nesting(msg, 1)
+    return _check_message(msg)
 
 
 def _field(msg: list, pos: int) -> object:
@@ -250,7 +268,35 @@ Message = Union[Task, Done, Stop, Other]
 def decode(frame: bytes) -> Message:
     """Decodes one message frame, checking every field this worker reads;
     elements after the last defined field are ignored (3.2, rule 4)."""
-    msg = unpack(frame)
+    return _decode_message(unpack(frame))
+
+
+def decode_frame(frame: bytes) -> list:
+    """The messages of a frame from the tasks or credit socket: one, or each
+    of a BATCH (5.15), as a Message or the Malformed that drops it alone.
+    Raises Malformed when the frame cannot be read at all."""
+    msg = _unpack_value(frame)
+    if not _is_batch(msg):
+        if isinstance(msg, list) and not isinstance(msg, _Map):
+            _check_nesting(msg, 1)
+        return [_decode_message(_check_message(msg))]
+    if msg[0] != VERSION:
+        raise Malformed(f"BATCH of version {msg[0]!r}, not 1")
+    if len(msg) < 3 or not isinstance(msg[2], list) or isinstance(msg[2], _Map) or not msg[2]:
+        raise Malformed("BATCH messages is not a non-empty array")
+    _check_nesting(msg, 1, MAX_DEPTH + 2)  # its array and list, then messages as deep as alone
+    out: list = []
+    for element in msg[2]:
+        try:
+            if _is_batch(element):
+                raise Malformed("a BATCH inside a BATCH")
+            out.append(_decode_message(_check_message(element)))
+        except Malformed as e:
+            out.append(e)
+    return out
+
+
+def _decode_message(msg: list) -> Message:
     if msg[1] == Type.TASK:
         return Task(
             job=_str(msg, 2),
@@ -683,22 +729,30 @@ class Worker:
                 self._drop(sock_name, frame, "a multipart message")
                 continue
             try:
-                task = decode(frame.bytes)
+                messages = decode_frame(frame.bytes)
             except Malformed as e:
                 self._drop(sock_name, frame, str(e))
                 continue
-            if not isinstance(task, Task):  # 3.7, rule 3
-                self._drop(sock_name, frame, "not a TASK")
-                continue
-            if origin is Origin.CREDIT:  # 8.4, rule 3: counted against credit, accepted
-                self.credit.granted = max(0, self.credit.granted - 1)
-            if task.job in self.stopped_jobs:  # 9.4: a straggler of a cancelled job
-                continue
-            if self.draining:  # 9.3, rule 1: not run, handed back in BYE
-                self._hand_back(task)
-                continue
-            self.held[origin] += 1
-            self.queued.append(Held(task, origin))
+            for task in messages:
+                self._take_task(task, sock_name, frame, origin)
+
+    def _take_task(self, task: object, sock_name: str, frame: zmq.Frame, origin: Origin) -> None:
+        """One message read from the tasks or credit socket (5.15, rule 1)."""
+        if isinstance(task, Malformed):  # 5.15, rule 2: dropped alone
+            self._drop(sock_name, frame, str(task))
+            return
+        if not isinstance(task, Task):  # 3.7, rule 3
+            self._drop(sock_name, frame, "not a TASK")
+            return
+        if origin is Origin.CREDIT:  # 8.4, rule 3: counted against credit, accepted
+            self.credit.granted = max(0, self.credit.granted - 1)
+        if task.job in self.stopped_jobs:  # 9.4: a straggler of a cancelled job
+            return
+        if self.draining:  # 9.3, rule 1: not run, handed back in BYE
+            self._hand_back(task)
+            return
+        self.held[origin] += 1
+        self.queued.append(Held(task, origin))
 
     def _hand_back(self, task: Task) -> None:
         if len(self.returned) < MAX_LIST:

@@ -59,8 +59,9 @@ class fake_farm {
                 if (auto* c = std::get_if<proto::job_close>(&*d)) closes.push_back(*c);
             }
             while (worker_.recv(m, zmq::recv_flags::dontwait)) {
-                auto d = proto::decode(m.to_string_view());
-                if (auto* t = d ? std::get_if<proto::task>(&*d) : nullptr) tasks[t->id] = *t;
+                proto::decode_frame(m.to_string_view(), frame_);  // a TASK or a BATCH (5.15)
+                for (auto& d : frame_)
+                    if (auto* t = d ? std::get_if<proto::task>(&*d) : nullptr) tasks[t->id] = *t;
             }
         }
     }
@@ -88,6 +89,7 @@ class fake_farm {
 
     bool credit_;
     bool granted_ = false;
+    proto::decoded_frame frame_;
     zmq::context_t ctx_{1};
     zmq::socket_t results_{ctx_, zmq::socket_type::pull};
     zmq::socket_t control_{ctx_, zmq::socket_type::pub};

@@ -926,6 +926,157 @@ TEST(Codec, ErrorCodesHaveNames) {
 }
 
 // ---------------------------------------------------------------------------
+// BATCH (5.15): several messages in one frame.
+
+// The messages of a frame, or the test fails.
+std::vector<message> decode_all(std::string_view frame) {
+    decoded_frame out;
+    decode_frame(frame, out);
+    std::vector<message> messages;
+    for (auto& m : out) {
+        EXPECT_TRUE(m) << to_string(m.error().code) << ": " << m.error().detail;
+        if (m) messages.push_back(std::move(*m));
+    }
+    return messages;
+}
+
+result small_result(std::uint64_t id) {
+    return result{"job", id, 1, "w", task_status::ok, 5, "out", "", 1, "echo"};
+}
+
+TEST(CodecBatch, CarriesItsMessagesInOrder) {
+    batch_encoder b;
+    std::vector<message> sent;
+    for (std::uint64_t id = 0; id < 3; ++id) {
+        const task t{"job", id, 1, "echo", std::string(32, 'x'), 0};
+        b.add(t);
+        sent.push_back(t);
+    }
+    b.add(message{heartbeat{"w", 3, {{"job", 1, 1}}}});
+    sent.push_back(heartbeat{"w", 3, {{"job", 1, 1}}});
+    EXPECT_EQ(b.count(), 4u);
+    const std::string frame(b.frame());
+    EXPECT_EQ(frame.substr(0, 4), bytes({0x93, 0x01, 0x0f, 0x94}));  // shortest header
+    EXPECT_EQ(decode_all(frame), sent);
+}
+
+TEST(CodecBatch, ALoneMessageIsSentWithoutTheWrapper) {
+    batch_encoder b;
+    EXPECT_TRUE(b.frame().empty());
+    b.add(small_result(9));
+    EXPECT_EQ(b.frame(), encode(message{small_result(9)}));
+    b.clear();
+    EXPECT_TRUE(b.empty());
+    b.add_encoded(encode(message{small_result(1)}));
+    EXPECT_EQ(b.frame(), encode(message{small_result(1)}));
+}
+
+TEST(CodecBatch, UsesTheShortestArrayHeaderForEveryCount) {
+    // fixarray up to 15, array 16 up to 65535, array 32 beyond.
+    for (std::size_t n : {2u, 15u, 16u, 65535u, 65536u}) {
+        batch_encoder b;
+        for (std::size_t i = 0; i < n; ++i)
+            b.add(message{stop{"", ""}});
+        const std::string frame(b.frame());
+        const unsigned char h = static_cast<unsigned char>(frame[3]);
+        if (n < 16) {
+            EXPECT_EQ(h, 0x90 | n) << n;
+        } else if (n <= 0xffff) {
+            EXPECT_EQ(h, 0xdc) << n;
+        } else {
+            EXPECT_EQ(h, 0xdd) << n;
+        }
+        decoded_frame out;
+        decode_frame(frame, out);
+        ASSERT_EQ(out.size(), n);
+        EXPECT_TRUE(out.back()) << out.back().error().detail;
+    }
+}
+
+TEST(CodecBatch, FullForCountsMessagesAndBytes) {
+    batch_encoder b;
+    EXPECT_FALSE(b.full_for(k_max_batch_bytes * 2));  // an empty batch takes anything
+    b.add(small_result(0));
+    EXPECT_FALSE(b.full_for(100));
+    EXPECT_TRUE(b.full_for(k_max_batch_bytes));
+    while (b.count() < k_max_batch_messages)
+        b.add(message{stop{"", ""}});
+    EXPECT_TRUE(b.full_for(1));
+}
+
+TEST(CodecBatch, ABadMessageIsDroppedAloneAndTheOthersKept) {
+    // [1, 15, [TASK, TASK of version 2, STOP with a bad field, BATCH, TASK]]
+    const std::string good = valid_task_frame();
+    std::string v2 = good;
+    v2[1] = 0x02;
+    const std::string bad_stop = frame_builder{}.array(4).uint(1).uint(11).uint(5).str("r").frame();
+    const std::string nested = frame_builder{}.array(3).uint(1).uint(15).array(1).frame() + good;
+    const std::string frame = frame_builder{}.array(3).uint(1).uint(15).array(5).frame() + good +
+                              v2 + bad_stop + nested + good;
+    decoded_frame out;
+    decode_frame(frame, out);
+    ASSERT_EQ(out.size(), 5u);
+    EXPECT_TRUE(out[0]);
+    ASSERT_FALSE(out[1]);
+    EXPECT_EQ(out[1].error().code, decode_errc::bad_version);
+    ASSERT_FALSE(out[2]);
+    EXPECT_EQ(out[2].error().code, decode_errc::bad_field);
+    ASSERT_FALSE(out[3]);
+    EXPECT_EQ(out[3].error().code, decode_errc::unknown_type);
+    EXPECT_TRUE(out[4]);
+}
+
+TEST(CodecBatch, AFrameThatCannotBeReadIsOneError) {
+    auto one_error = [](std::string_view frame, decode_errc want) {
+        decoded_frame out;
+        decode_frame(frame, out);
+        if (out.size() != 1 || out[0])
+            return ::testing::AssertionFailure() << out.size() << " elements";
+        if (out[0].error().code != want)
+            return ::testing::AssertionFailure() << to_string(out[0].error().code);
+        return ::testing::AssertionSuccess();
+    };
+    const std::string good = valid_task_frame();
+    const std::string head = frame_builder{}.array(3).uint(1).uint(15).frame();
+    EXPECT_TRUE(one_error("", decode_errc::empty));
+    EXPECT_TRUE(one_error(head + bytes({0x90}), decode_errc::bad_field));         // empty BATCH
+    EXPECT_TRUE(one_error(head + bytes({0x01}), decode_errc::bad_field));         // not an array
+    EXPECT_TRUE(one_error(head + bytes({0x92}) + good, decode_errc::malformed));  // truncated
+    EXPECT_TRUE(one_error(head + bytes({0x91}) + good + "x", decode_errc::trailing_bytes));
+    EXPECT_TRUE(one_error(frame_builder{}.array(3).uint(2).uint(15).array(1).frame() + good,
+                          decode_errc::bad_version));
+    // Declares four billion messages in 9 bytes: refused before any allocation.
+    EXPECT_TRUE(
+        one_error(head + bytes({0xdd, 0xff, 0xff, 0xff, 0xff}), decode_errc::limit_exceeded));
+    // A message inside a BATCH may nest as deep as alone (3.4), no deeper.
+    const std::string stop_head =
+        frame_builder{}.array(5).uint(1).uint(11).str("j").str("r").frame();
+    decoded_frame out;
+    decode_frame(head + bytes({0x91}) + stop_head + bytes({0x91, 0x91, 0x91, 0x01}), out);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_TRUE(out[0]);
+    EXPECT_TRUE(one_error(head + bytes({0x91}) + stop_head + bytes({0x91, 0x91, 0x91, 0x91, 0x01}),
+                          decode_errc::limit_exceeded));
+}
+
+TEST(CodecBatch, OneMessageFramesDecodeAsBefore) {
+    for (const auto& m : one_of_each()) {
+        decoded_frame out;
+        decode_frame(encode(m), out);
+        ASSERT_EQ(out.size(), 1u);
+        ASSERT_TRUE(out[0]) << out[0].error().detail;
+        EXPECT_EQ(*out[0], m);
+    }
+}
+
+TEST(CodecBatch, DecodeRefusesABatch) {
+    batch_encoder b;
+    b.add(small_result(1));
+    b.add(small_result(2));
+    EXPECT_TRUE(rejected_with(b.frame(), decode_errc::unknown_type));
+}
+
+// ---------------------------------------------------------------------------
 // Fuzzing with a fixed seed. 3.7.1: "No frame, however malformed, may crash or
 // stop a peer." decode() is noexcept, so an escaping exception would
 // terminate the test binary; ASan/UBSan builds also catch bad reads and huge
@@ -991,6 +1142,7 @@ TEST(CodecFuzz, RandomBytesNeverEscapeDecode) {
     std::uniform_int_distribution<int> byte(0, 255);
     std::uniform_int_distribution<std::size_t> length(0, 48);
     std::size_t decoded = 0;
+    decoded_frame frames;
     for (int i = 0; i < 100000; ++i) {
         std::string s(length(rng), '\0');
         for (auto& c : s)
@@ -1004,6 +1156,8 @@ TEST(CodecFuzz, RandomBytesNeverEscapeDecode) {
         check_decode_is_sound(s);
         if (HasFatalFailure()) return;
         decoded += decode(s).has_value();
+        decode_frame(s, frames);
+        ASSERT_FALSE(frames.empty());
     }
     RecordProperty("decoded", static_cast<int>(decoded));
 }
@@ -1013,12 +1167,19 @@ TEST(CodecFuzz, MutatedMessagesNeverEscapeDecode) {
     std::vector<std::string> seeds;
     for (const auto& m : one_of_each())
         seeds.push_back(encode(m));
+    batch_encoder batch;
+    for (const auto& m : one_of_each())
+        batch.add(m);
+    seeds.emplace_back(batch.frame());
     std::size_t decoded = 0;
+    decoded_frame frames;
     for (int i = 0; i < 100000; ++i) {
         const std::string s = mutate(seeds[static_cast<std::size_t>(i) % seeds.size()], rng);
         check_decode_is_sound(s);
         if (HasFatalFailure()) return;
         decoded += decode(s).has_value();
+        decode_frame(s, frames);
+        ASSERT_FALSE(frames.empty());
     }
     // Some mutations (a changed id, a changed letter) still decode.
     EXPECT_GT(decoded, 0u);

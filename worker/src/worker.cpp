@@ -82,7 +82,14 @@ class worker::impl {
                         opt_.observe_stop_signals ? stop_requests() : 0);
     }
     unsigned capacity() const;
-    void send(zmq::socket_t& s, const proto::message& m);
+    // HELLO, HEARTBEAT, BYE: after the results batched before them.
+    void send(zmq::socket_t& results, const proto::message& m);
+    // Results leave in batches (PROTOCOL.md 5.15) of what is done now:
+    // queued here, sent by flush() before the worker next waits.
+    void queue_result(zmq::socket_t& results, const proto::result& r);
+    void flush(zmq::socket_t& results);
+    // Reads one frame of tasks (a TASK or a BATCH of them) from `socket`.
+    void take_tasks(const zmq::message_t& m, origin o, const char* socket, zmq::socket_t& results);
     void accept_task(proto::task t, origin o, zmq::socket_t& results);
     void on_control(zmq::socket_t& sub);
     void on_completion(zmq::socket_t& done, zmq::socket_t& results);
@@ -102,6 +109,8 @@ class worker::impl {
 
     std::unique_ptr<detail::executor_pool> pool_;
     std::string scratch_;
+    proto::batch_encoder out_;
+    proto::decoded_frame frame_;
     drop_counter drops_;
     worker_summary summary_;
 
@@ -148,9 +157,36 @@ void worker::impl::observe_round_trip(clock::time_point now) {
     }
 }
 
-void worker::impl::send(zmq::socket_t& s, const proto::message& m) {
+void worker::impl::send(zmq::socket_t& results, const proto::message& m) {
+    flush(results);
     proto::encode(m, scratch_);
-    s.send(zmq::buffer(scratch_), zmq::send_flags::none);
+    results.send(zmq::buffer(scratch_), zmq::send_flags::none);
+}
+
+void worker::impl::queue_result(zmq::socket_t& results, const proto::result& r) {
+    if (out_.full_for(r.output.size() + r.error.size())) flush(results);
+    out_.add(r);
+}
+
+void worker::impl::flush(zmq::socket_t& results) {
+    if (out_.empty()) return;
+    results.send(zmq::buffer(out_.frame()), zmq::send_flags::none);
+    out_.clear();
+}
+
+void worker::impl::take_tasks(const zmq::message_t& m, origin o, const char* socket,
+                              zmq::socket_t& results) {
+    proto::decode_frame(m.to_string_view(), frame_);
+    for (auto& decoded : frame_) {
+        proto::task* t = decoded ? std::get_if<proto::task>(&*decoded) : nullptr;
+        if (!t) {
+            drops_.drop(socket, peer_address(m),
+                        decoded ? "not a TASK" : proto::to_string(decoded.error().code));
+            continue;
+        }
+        if (o == origin::credit && credit_outstanding_ > 0) --credit_outstanding_;
+        accept_task(std::move(*t), o, results);
+    }
 }
 
 void worker::impl::release(origin o, unsigned n) {
@@ -182,7 +218,7 @@ bool worker::impl::watch_hung_handlers(zmq::socket_t& results) {
                   " ms; the handler did not return and was abandoned";
         r.kind = a.kind;
         ++summary_.tasks_failed;
-        send(results, r);
+        queue_result(results, r);
     }
     const std::size_t cap = std::max(k_min_hung_cap, opt_.threads);
     return pool_->abandoned_alive() <= cap;
@@ -222,7 +258,7 @@ void worker::impl::accept_task(proto::task t, origin o, zmq::socket_t& results) 
         proto::result r = detail::execute(handlers_, t, id_, nullptr);
         (r.status == proto::task_status::ok ? summary_.tasks_ok : summary_.tasks_failed)++;
         observe_service_time(r.elapsed_us);
-        send(results, r);
+        queue_result(results, r);
         release(o, 1);
         return;
     }
@@ -245,7 +281,8 @@ void worker::impl::on_completion(zmq::socket_t& done, zmq::socket_t& results) {
             (r.status == proto::task_status::ok ? summary_.tasks_ok : summary_.tasks_failed)++;
             observe_service_time(r.elapsed_us);
         }
-        results.send(body, zmq::send_flags::none);
+        if (out_.full_for(body.size())) flush(results);
+        out_.add_encoded(body.to_string_view());
     }
 }
 
@@ -402,6 +439,7 @@ expected<worker_summary, worker_error> worker::impl::run() {
                 {monitor.handle(), 0, ZMQ_POLLIN, 0},
                 {pull.handle(), 0, static_cast<short>(want_push ? ZMQ_POLLIN : 0), 0},
             };
+            flush(results);  // nothing done waits while we do
             const auto now = clock::now();
             auto wait = std::min<clock::duration>(k_poll_interval, next_heartbeat - now);
             if (wait < clock::duration::zero()) wait = clock::duration::zero();
@@ -436,32 +474,15 @@ expected<worker_summary, worker_error> worker::impl::run() {
                 for (int i = 0; i < 1024; ++i) {
                     zmq::message_t m;
                     if (!dealer.recv(m, zmq::recv_flags::dontwait)) break;
-                    auto decoded = proto::decode(m.to_string_view());
-                    proto::task* t = decoded ? std::get_if<proto::task>(&*decoded) : nullptr;
-                    if (!t) {
-                        drops_.drop(
-                            "credit", peer_address(m),
-                            decoded ? "not a TASK" : proto::to_string(decoded.error().code));
-                        continue;
-                    }
-                    if (credit_outstanding_ > 0) --credit_outstanding_;
                     observe_round_trip(clock::now());
-                    accept_task(std::move(*t), origin::credit, results);
+                    take_tasks(m, origin::credit, "credit", results);
                 }
             }
             if (items[4].revents & ZMQ_POLLIN) {
                 while (held_[0] < k_max_push_held) {
                     zmq::message_t m;
                     if (!pull.recv(m, zmq::recv_flags::dontwait)) break;
-                    auto decoded = proto::decode(m.to_string_view());
-                    proto::task* t = decoded ? std::get_if<proto::task>(&*decoded) : nullptr;
-                    if (!t) {
-                        drops_.drop(
-                            "tasks", peer_address(m),
-                            decoded ? "not a TASK" : proto::to_string(decoded.error().code));
-                        continue;
-                    }
-                    accept_task(std::move(*t), origin::push, results);
+                    take_tasks(m, origin::push, "tasks", results);
                 }
             }
             if (!untrusted && !watch_hung_handlers(results)) {

@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "zfarm/expected.hpp"
 #include "zfarm/protocol.hpp"
@@ -33,13 +34,71 @@ struct decode_error {
 
 std::string_view to_string(decode_errc c) noexcept;
 
-// Appends the encoding of `m` to `out` (cleared first).
+// The encoding of `m` in `out` (cleared first).
 void encode(const message& m, std::string& out);
 std::string encode(const message& m);
+// Appends the encoding of `m` to `out`. The task and result overloads spare
+// the hot paths a copy into a `message`.
+void encode_append(const message& m, std::string& out);
+void encode_append(const task& m, std::string& out);
+void encode_append(const result& m, std::string& out);
+// A TASK from its fields, where they are not held in a `task`.
+void encode_task(std::string& out, std::string_view job, std::uint64_t id, std::uint32_t attempt,
+                 std::string_view kind, std::string_view payload, std::uint32_t timeout_ms);
 
+// One frame carrying the messages added to it, in order: a BATCH
+// (PROTOCOL.md 5.15), or the message alone when only one was added, so a lone
+// task or result costs nothing extra. Not thread-safe.
+class batch_encoder {
+  public:
+    batch_encoder() { clear(); }
+    void clear();
+    void add(const task& m) { encode_append(m, buf_), ++count_; }
+    void add(const result& m) { encode_append(m, buf_), ++count_; }
+    void add(const message& m) { encode_append(m, buf_), ++count_; }
+    void add_task(std::string_view job, std::uint64_t id, std::uint32_t attempt,
+                  std::string_view kind, std::string_view payload, std::uint32_t timeout_ms) {
+        encode_task(buf_, job, id, attempt, kind, payload, timeout_ms), ++count_;
+    }
+    // The bytes of one encoded message (not a BATCH).
+    void add_encoded(std::string_view encoded) { buf_.append(encoded), ++count_; }
+
+    std::size_t count() const noexcept { return count_; }
+    bool empty() const noexcept { return count_ == 0; }
+    // Bytes of the messages added so far.
+    std::size_t bytes() const noexcept { return buf_.size() - k_prefix; }
+    // Whether adding a message of about `more` bytes would pass the sender's
+    // limits (k_max_batch_messages, k_max_batch_bytes); never for an empty batch.
+    bool full_for(std::size_t more) const noexcept {
+        return count_ > 0 && (count_ >= k_max_batch_messages || bytes() + more > k_max_batch_bytes);
+    }
+    // The frame to send (empty when nothing was added). Valid until the next
+    // change.
+    std::string_view frame();
+
+  private:
+    // Room for the BATCH header, written in front of the messages by frame():
+    // fixarray(3), version, type, then the shortest array header for count_.
+    static constexpr std::size_t k_prefix = 8;
+    std::string buf_;
+    std::size_t count_ = 0;
+};
+
+// Decodes a frame holding one message. A BATCH is refused (unknown_type):
+// this is for sockets that carry no batches.
 expected<message, decode_error> decode(std::span<const std::byte> frame) noexcept;
 inline expected<message, decode_error> decode(std::string_view frame) noexcept {
     return decode(std::as_bytes(std::span<const char>(frame.data(), frame.size())));
+}
+
+// Decodes a frame from a socket that carries batches (tasks, credit,
+// results): one message, or each message of a BATCH in order (5.15). `out`
+// (cleared first) gets one element per message: the message, or why that
+// one was dropped. A frame that cannot be read at all gives one error.
+using decoded_frame = std::vector<expected<message, decode_error>>;
+void decode_frame(std::span<const std::byte> frame, decoded_frame& out) noexcept;
+inline void decode_frame(std::string_view frame, decoded_frame& out) noexcept {
+    decode_frame(std::as_bytes(std::span<const char>(frame.data(), frame.size())), out);
 }
 
 }  // namespace zfarm::proto

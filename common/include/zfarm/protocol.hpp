@@ -24,6 +24,10 @@ inline constexpr std::uint32_t k_protocol_version = 1;
 inline constexpr std::size_t k_max_name = 256;               // job names, worker ids, kinds, hosts
 inline constexpr std::size_t k_max_ids_per_message = 65536;  // ACK / LOST / HEARTBEAT lists
 inline constexpr std::size_t k_default_max_message = 16u << 20;  // ZMQ_MAXMSGSIZE default
+// What a zfarm sender puts in one BATCH (5.15): at most this many messages,
+// and no more bytes than this unless one message alone is bigger.
+inline constexpr std::size_t k_max_batch_messages = 4096;
+inline constexpr std::size_t k_max_batch_bytes = 256u << 10;
 
 enum class msg_type : std::uint8_t {
     job_open = 1,
@@ -40,6 +44,8 @@ enum class msg_type : std::uint8_t {
     credit = 12,
     recorded = 13,
     retry = 14,
+    // Not a message of its own: a frame carrying several (PROTOCOL.md 5.15).
+    batch = 15,
 };
 
 std::string_view to_string(msg_type t) noexcept;
