@@ -51,6 +51,10 @@ int main(int argc, char** argv) {
         stream += static_cast<char>(wire.size() & 0xff);
         stream += wire;
     }
+    proto::batch_encoder batch;  // a BATCH of every message (5.15)
+    for (const auto& m : messages)
+        batch.add(m);
+    write(dir / "codec", n++, std::string(batch.frame()));
     write(dir / "sink_results", 0, stream);
     write(dir / "exec_format", 0,
           exec::encode(exec::command{{"sh", "-c", "echo $X"}, {{"X", "1"}}, "/tmp"}));
