@@ -155,6 +155,26 @@ TEST_F(LaunchScripts, TmuxWithoutTmuxSaysSoAndExits2) {
 
 // --- ssh-launch.sh ---------------------------------------------------------
 
+TEST_F(LaunchScripts, SshLaunchRefusesABadHostsLineOrHeadWithExit2) {
+    const std::string hosts =
+        write_lines(dir / "hosts", {"# fine", "2/alice@node1:2222", "0/node2"});
+    auto& bad = run("ssh-launch.sh", {"--hosts", hosts, "--demo", "1"});
+    ASSERT_EQ(bad.wait_for_exit(k_exit_timeout), 2);
+    EXPECT_NE(bad.stderr_text().find(hosts + ":3: the number of workers is 1 to 1024, not 0"),
+              std::string::npos)
+        << bad.stderr_text();
+    std::ofstream(hosts) << "node1 node2\n";
+    auto& spaced = run("ssh-launch.sh", {"--hosts", hosts});
+    ASSERT_EQ(spaced.wait_for_exit(k_exit_timeout), 2);
+    EXPECT_NE(spaced.stderr_text().find(":1: 'node1 node2' is not [N/][USER@]HOST[:PORT]"),
+              std::string::npos)
+        << spaced.stderr_text();
+    auto& head = run("ssh-launch.sh", {"--hosts", hosts, "--head", "node1"});
+    ASSERT_EQ(head.wait_for_exit(k_exit_timeout), 2);
+    EXPECT_NE(head.stderr_text().find("--head is not supported yet"), std::string::npos)
+        << head.stderr_text();
+}
+
 // A real sshd (Debian's openssh-server) on a free loopback port, with a
 // throwaway host key, accepting one throwaway client key, all in dir. Every
 // session it opens carries `mark` in its environment.
