@@ -414,9 +414,13 @@ done
 running=0 hosts_up=0 summary=()
 declare -A reported=()
 for k in "${reachable[@]}"; do
-    up=$(($(started "$k") - $(exited "$k")))
-    if ! kill -0 "${session_pids[k]}" 2>/dev/null && ((up > 0)); then
-        up=0 # the session ended without saying how its workers did
+    # Started and not failed: still running, or done (a short job can end
+    # before the start-up check does). A session that has ended only vouches
+    # for those it saw exit 0.
+    failed=$(failed_ids "$k" | wc -l)
+    up=$(($(started "$k") - failed))
+    if ! kill -0 "${session_pids[k]}" 2>/dev/null; then
+        up=$(($(exited "$k") - failed))
     fi
     if ((up < host_workers[k])); then
         say "${host_label[k]}: $up of ${host_workers[k]} worker(s) started:"

@@ -269,9 +269,10 @@ TEST_F(LaunchScriptsSsh, InterruptStopsEveryRemoteWorker) {
     const auto out = dir.path() / "run";
     auto& p = ssh_launch(
         {"2/" + at("127.0.0.1"), at("localhost")},
-        {"--dir", out.string(), "--allow-exec", "--input",
-         write_lines(dir / "in.txt", {"1", "2", "3", "4", "5"}), "--", "sleep", "1000{}"});
-    // Three workers running a command each: then Ctrl-C.
+        {"--dir", out.string(), "--allow-exec", "--dispatch", "credit", "--input",
+         write_lines(dir / "in.txt", std::vector<std::string>(30, "1")), "--", "sleep", "1000{}"});
+    // Three workers running a command each (credit dispatch: each one gets
+    // tasks, however late it connects): then Ctrl-C.
     ASSERT_TRUE(wait_until(
         [&] {
             int sleeping = 0;
