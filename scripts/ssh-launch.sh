@@ -222,7 +222,7 @@ ssh_args() {
 
 # Every local process started here (pids, from pipeline.sh); the remote
 # sessions (ssh clients) and what holds their standard input open.
-session_pids=() holder_pids=()
+session_pids=() holder_pids=() tmp_of=()
 # shellcheck disable=SC2317 # run by the EXIT trap
 stop_all() {
     # The ventilator first (it cancels its job), then the remote workers: each
@@ -243,6 +243,14 @@ stop_all() {
     fi
     ((${#pids[@]} == 0)) || stop_pids "${pids[@]}"
     rm -f "$dir"/host-*.in
+    # A --transfer copy whose session never started (the script stopped
+    # before) is removed here; a session removes its own.
+    local k
+    for k in "${!tmp_of[@]}"; do
+        [[ -n ${session_pids[k]:-} || -z ${tmp_of[k]} ]] && continue
+        ssh_args "$k"
+        ssh -n "${host_args[@]}" -- "${host_dest[k]}" "rm -rf $(sq "${tmp_of[k]}")" 2>/dev/null || true
+    done
 }
 trap stop_all EXIT
 trap 'say "interrupted; logs in $dir"; exit 130' INT
@@ -261,7 +269,7 @@ for k in "${!host_dest[@]}"; do
         >"$dir/host-$k.probe" 2>"$dir/host-$k.log" &
     probe_pids[k]=$!
 done
-reachable=() head_of=() tmp_of=()
+reachable=() head_of=()
 for k in "${!host_dest[@]}"; do
     status=0
     wait "${probe_pids[k]}" || status=$?
@@ -300,8 +308,6 @@ if ((transfer)); then
         fi
         say "${host_label[k]}: copying zfarm-worker failed; left out:"
         tail -n 3 "$dir/host-$k.log" | sed 's/^/    /' >&2
-        ssh_args "$k"
-        ssh -n "${host_args[@]}" -- "${host_dest[k]}" "rm -rf $(sq "${tmp_of[k]}")" 2>/dev/null || true
     done
     reachable=("${copied[@]}")
 fi
