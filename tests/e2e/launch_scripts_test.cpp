@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <deque>
 #include <fstream>
 #include <sstream>
@@ -41,6 +42,17 @@ class LaunchScripts : public ::testing::Test {
                                      script + "-" + std::to_string(programs.size()));
     }
 
+    // Scripts still running when a test failed are asked to stop (their
+    // traps stop what they started) before the destructors SIGKILL them;
+    // the newest first, so that a script goes before the sshd it uses.
+    void TearDown() override {
+        for (auto p = programs.rbegin(); p != programs.rend(); ++p) {
+            if (!p->running()) continue;
+            p->signal(SIGTERM);
+            p->wait_for_exit(k_exit_timeout);
+        }
+    }
+
     // True once no process carries `mark` in its environment.
     static bool none_left(const std::string& mark) {
         return wait_until([&] { return processes_with_env(mark).empty(); }, k_start_timeout);
@@ -56,6 +68,19 @@ class LaunchScriptsTmux : public LaunchScripts {
   protected:
     void SetUp() override {
         if (::access("/usr/bin/tmux", X_OK) != 0) GTEST_SKIP() << "tmux is not installed";
+    }
+
+    // A session a failed test left is killed; the server's socket file, which
+    // tmux leaves behind, is removed.
+    void TearDown() override {
+        if (::access("/usr/bin/tmux", X_OK) != 0) return;
+        LaunchScripts::TearDown();
+        tmux_sh({"--kill"}).wait_for_exit(k_exit_timeout);
+        const char* tmp = std::getenv("TMUX_TMPDIR");
+        std::error_code ec;
+        std::filesystem::remove(std::filesystem::path(tmp && *tmp ? tmp : "/tmp") /
+                                    ("tmux-" + std::to_string(::getuid())) / socket,
+                                ec);
     }
 
     // tmux.sh on this test's own tmux server (socket under dir), marked.
@@ -177,7 +202,8 @@ TEST_F(LaunchScripts, SshLaunchRefusesABadHostsLineOrHeadWithExit2) {
 
 // A real sshd (Debian's openssh-server) on a free loopback port, with a
 // throwaway host key, accepting one throwaway client key, all in dir. Every
-// session it opens carries `mark` in its environment.
+// session it opens carries `mark` in its environment. LaunchScripts::TearDown
+// stops it by its PID, after the scripts.
 class LaunchScriptsSsh : public LaunchScripts {
   protected:
     void SetUp() override {
@@ -212,13 +238,6 @@ class LaunchScriptsSsh : public LaunchScripts {
                        k_start_timeout);
         if (!up || !sshd->running())
             GTEST_SKIP() << "sshd did not start: " << last_lines(sshd->stderr_text(), 5);
-    }
-
-    void TearDown() override {
-        if (sshd && sshd->running()) {
-            sshd->signal(SIGTERM);
-            sshd->wait_for_exit(k_exit_timeout);
-        }
     }
 
     // ssh-launch.sh with the hosts file `hosts` and ssh options that reach
