@@ -197,7 +197,7 @@ source "$here/lib/launch.sh"
 # shellcheck source=scripts/lib/remote.sh
 source "$here/lib/remote.sh"
 
-read_hosts "$hosts_file" # host_count, host_dest, host_port, host_name, host_label, host_workers
+read_hosts "$hosts_file" # host_dest, host_port, host_name, host_label, host_workers
 ((${#host_dest[@]})) || die "$hosts_file names no host"
 vent_workload vent_args
 
@@ -268,6 +268,7 @@ for k in "${!host_dest[@]}"; do
     ssh -n "${host_args[@]}" -- "${host_dest[k]}" "$probe" \
         >"$dir/host-$k.probe" 2>"$dir/host-$k.log" &
     probe_pids[k]=$!
+    pids+=($!)
 done
 reachable=() head_of=()
 for k in "${!host_dest[@]}"; do
@@ -299,6 +300,7 @@ if ((transfer)); then
         ssh "${host_args[@]}" -- "${host_dest[k]}" "cat >$target && chmod 755 $target" \
             <"$bin/zfarm-worker" 2>>"$dir/host-$k.log" &
         copy_pids[k]=$!
+        pids+=($!)
     done
     copied=()
     for k in "${reachable[@]}"; do
@@ -312,7 +314,7 @@ if ((transfer)); then
     reachable=("${copied[@]}")
 fi
 ((${#reachable[@]})) || {
-    say "no host could be reached; nothing started (logs in $dir)"
+    say "no host is left to start workers on; nothing started (logs in $dir)"
     exit 1
 }
 

@@ -200,6 +200,18 @@ TEST_F(LaunchScripts, SshLaunchRefusesABadHostsLineOrHeadWithExit2) {
         << head.stderr_text();
 }
 
+TEST_F(LaunchScripts, SshLaunchFailsWhenNoHostCanBeReached) {
+    if (::access("/usr/bin/ssh", X_OK) != 0) GTEST_SKIP() << "no ssh client (openssh-client)";
+    const std::string closed = "127.0.0.1:" + std::to_string(free_tcp_port());
+    auto& p = run("ssh-launch.sh",
+                  {"--hosts", write_lines(dir / "hosts", {"3/" + closed}), "--demo", "5"});
+    ASSERT_EQ(p.wait_for_exit(k_exit_timeout), 1) << p.stderr_text();
+    const std::string err = p.stderr_text();
+    EXPECT_NE(err.find(closed + ": cannot be reached (ssh exited 255)"), std::string::npos) << err;
+    EXPECT_NE(err.find("no host is left to start workers on; nothing started"), std::string::npos)
+        << err;
+}
+
 // A real sshd (Debian's openssh-server) on a free loopback port, with a
 // throwaway host key, accepting one throwaway client key, all in dir. Every
 // session it opens carries `mark` in its environment. LaunchScripts::TearDown
