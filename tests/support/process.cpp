@@ -229,6 +229,56 @@ std::string tcp_endpoint(std::uint16_t port) {
     return "tcp://127.0.0.1:" + std::to_string(port);
 }
 
+namespace {
+
+// The numeric entries of /proc: every process's PID.
+std::vector<pid_t> all_pids() {
+    std::vector<pid_t> out;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.find_first_not_of("0123456789") == std::string::npos)
+            out.push_back(static_cast<pid_t>(std::stol(name)));
+    }
+    return out;
+}
+
+}  // namespace
+
+std::set<pid_t> processes_with_env(const std::string& assignment) {
+    std::set<pid_t> out;
+    for (pid_t pid : all_pids()) {
+        const std::string env = read_file("/proc/" + std::to_string(pid) + "/environ");
+        // NUL-separated entries: match a whole one.
+        for (std::size_t at = env.find(assignment); at != std::string::npos;
+             at = env.find(assignment, at + 1)) {
+            const auto end = at + assignment.size();
+            if ((at == 0 || env[at - 1] == '\0') && (end == env.size() || env[end] == '\0')) {
+                out.insert(pid);
+                break;
+            }
+        }
+    }
+    return out;
+}
+
+std::set<pid_t> child_processes(pid_t parent, const std::string& comm) {
+    std::set<pid_t> out;
+    for (pid_t pid : all_pids()) {
+        const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+        // pid (comm) state ppid ...: comm may hold spaces, so split at the last ')'.
+        const auto open = stat.find('('), close = stat.rfind(')');
+        if (open == std::string::npos || close == std::string::npos) continue;
+        std::istringstream rest(stat.substr(close + 1));
+        char state = 0;
+        pid_t ppid = 0;
+        rest >> state >> ppid;
+        if (ppid == parent && state != 'Z' && stat.substr(open + 1, close - open - 1) == comm)
+            out.insert(pid);
+    }
+    return out;
+}
+
 std::string read_file(const std::filesystem::path& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return {};

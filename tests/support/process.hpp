@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -106,6 +107,15 @@ bool wait_until(Pred&& pred, std::chrono::milliseconds timeout) {
 // True when no process `pid` runs: there is none, or only a zombie nobody
 // has reaped yet (on a machine whose PID 1 does not reap orphans).
 bool process_gone(pid_t pid);
+
+// The live processes whose environment holds `assignment` ("NAME=VALUE")
+// exactly: how a test finds every process that a program it started spawned,
+// also those re-parented when their parent died (zombies have no
+// environment, so they are left out).
+std::set<pid_t> processes_with_env(const std::string& assignment);
+
+// The live children of `parent` whose command name (/proc/PID/comm) is `comm`.
+std::set<pid_t> child_processes(pid_t parent, const std::string& comm);
 
 // The whole file ("" when it does not exist).
 std::string read_file(const std::filesystem::path& path);
