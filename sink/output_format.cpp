@@ -143,14 +143,6 @@ bool append_escaped(std::string& out, std::string_view s, on_invalid mode) {
     return valid;
 }
 
-// `s` as a JSON string, with its quotes.
-bool append_string(std::string& out, std::string_view s, on_invalid mode) {
-    out += '"';
-    const bool valid = append_escaped(out, s, mode);
-    out += '"';
-    return valid;
-}
-
 // RFC 4648 base64, with padding.
 void append_base64(std::string& out, std::string_view in) {
     static constexpr char k_alphabet[] =
@@ -174,32 +166,65 @@ void append_base64(std::string& out, std::string_view in) {
     }
 }
 
-template <class Int>
-void append_int(std::string& out, Int v) {
-    char buf[24];
-    const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-    out.append(buf, end);
-}
+// Writes one line into `out`. Keys, numbers and punctuation gather on the
+// stack and reach `out` in one append before each string, which is escaped
+// straight into `out`: an append per piece cost more than the escaping.
+// Between two strings a line has at most ~140 bytes of them (the exec line's
+// rss_kb, signal, start and status with their keys).
+class line_writer {
+  public:
+    explicit line_writer(std::string& out) : out_(out) {}
 
-// `v` / 10^digits as an exact decimal: no exponent, the fraction's trailing
-// zeros trimmed (1234, 3 -> 1.234; 5, 3 -> 0.005; 2000, 3 -> 2). A JSON
-// number that every reader parses to the nearest double, as it did the
-// double divided here before; and exact for readers that keep decimals.
-void append_decimal(std::string& out, std::uint64_t v, int digits) {
-    std::uint64_t scale = 1;
-    for (int i = 0; i < digits; ++i)
-        scale *= 10;
-    append_int(out, v / scale);
-    std::uint64_t fraction = v % scale;
-    if (fraction == 0) return;
-    char buf[1 + 19] = {'.'};
-    for (int i = digits; i >= 1; --i, fraction /= 10)
-        buf[i] = static_cast<char>('0' + fraction % 10);
-    int last = digits;
-    while (buf[last] == '0')
-        --last;
-    out.append(buf, static_cast<std::size_t>(last) + 1);
-}
+    line_writer& raw(std::string_view s) {
+        std::memcpy(pos_, s.data(), s.size());
+        pos_ += s.size();
+        return *this;
+    }
+    template <class Int>
+    line_writer& number(Int v) {
+        pos_ = std::to_chars(pos_, pos_ + 20, v).ptr;
+        return *this;
+    }
+    // `v` / 10^digits as an exact decimal: no exponent, the fraction's
+    // trailing zeros trimmed (1234, 3: 1.234; 5, 3: 0.005; 2000, 3: 2). A
+    // JSON number that readers parse to the nearest double, as they did the
+    // double divided here before, and exact for those that keep decimals.
+    line_writer& decimal(std::uint64_t v, int digits) {
+        std::uint64_t scale = 1;
+        for (int i = 0; i < digits; ++i)
+            scale *= 10;
+        number(v / scale);
+        std::uint64_t fraction = v % scale;
+        if (fraction == 0) return *this;
+        pos_[0] = '.';
+        for (int i = digits; i >= 1; --i, fraction /= 10)
+            pos_[i] = static_cast<char>('0' + fraction % 10);
+        int last = digits;
+        while (pos_[last] == '0')
+            --last;
+        pos_ += last + 1;
+        return *this;
+    }
+    // `s` escaped (append_escaped), after what gathered.
+    bool text(std::string_view s, on_invalid mode) {
+        flush();
+        return append_escaped(out_, s, mode);
+    }
+    void base64(std::string_view s) {
+        flush();
+        append_base64(out_, s);
+    }
+    std::string& flush() {
+        out_.append(buf_, static_cast<std::size_t>(pos_ - buf_));
+        pos_ = buf_;
+        return out_;
+    }
+
+  private:
+    std::string& out_;
+    char buf_[256];
+    char* pos_ = buf_;
+};
 
 std::string_view status_of(const proto::result& r) {
     return r.status == proto::task_status::ok ? R"("ok")"sv : R"("failed")"sv;
@@ -216,94 +241,78 @@ std::string_view status_of(const proto::result& r) {
 // (false) at the first that is not UTF-8 (10, rule 2).
 bool append_plain_line(std::string& out, const proto::result& r, bool base64) {
     const on_invalid mode = base64 ? on_invalid::replace : on_invalid::stop;
-    const auto text = [&](std::string_view s) { return append_string(out, s, mode) || base64; };
-    out += R"({"attempts":)"sv;
-    append_int(out, r.attempt);
+    line_writer w(out);
+    const auto text = [&](std::string_view s) { return w.text(s, mode) || base64; };
+    w.raw(R"({"attempts":)").number(r.attempt);
     if (!r.error.empty()) {
-        out += R"(,"error":)"sv;
+        w.raw(R"(,"error":")");
         if (!text(r.error)) return false;
+        w.raw(R"(")");
     }
-    out += R"(,"id":)"sv;
-    append_int(out, r.id);
-    out += R"(,"job":)"sv;
+    w.raw(R"(,"id":)").number(r.id).raw(R"(,"job":")");
     if (!text(r.job)) return false;
-    out += R"(,"ms":)"sv;
-    append_decimal(out, r.elapsed_us, 3);
+    w.raw(R"(","ms":)").decimal(r.elapsed_us, 3);
     if (base64) {
-        out += R"(,"output_base64":")"sv;
-        append_base64(out, r.output);
-        out += '"';
+        w.raw(R"(,"output_base64":")");
+        w.base64(r.output);
     } else {
-        out += R"(,"output":)"sv;
+        w.raw(R"(,"output":")");
         if (!text(r.output)) return false;
     }
-    out += R"(,"start":)"sv;
-    append_decimal(out, r.started_us, 6);
-    out += R"(,"status":)"sv;
-    out += status_of(r);
-    out += R"(,"worker":)"sv;
+    w.raw(R"(","start":)").decimal(r.started_us, 6);
+    w.raw(R"(,"status":)").raw(status_of(r)).raw(R"(,"worker":")");
     if (!text(r.worker)) return false;
-    out += '}';
+    w.raw(R"("})").flush();
     return true;
 }
 
-// `bytes` under `key` as text, or under `key`_base64 when not UTF-8 (10,
-// rule 4). `key` is the name with its quotes and colon, after a comma.
-void append_text_or_base64(std::string& out, std::string_view key, std::string_view bytes) {
+// `bytes` as `name`'s value, or `name`_base64's when not UTF-8 (10, rule 4),
+// after a comma.
+void text_or_base64(line_writer& w, std::string_view name, std::string_view bytes) {
+    std::string& out = w.flush();
     const std::size_t at = out.size();
-    out += key;
-    if (append_string(out, bytes, on_invalid::stop)) return;
+    w.raw(R"(,")").raw(name).raw(R"(":")");
+    if (w.text(bytes, on_invalid::stop)) {
+        w.raw(R"(")");
+        return;
+    }
     out.resize(at);
-    out += key.substr(0, key.size() - 2);  // up to the closing quote
-    out += R"(_base64":")"sv;
-    append_base64(out, bytes);
-    out += '"';
+    w.raw(R"(,")").raw(name).raw(R"(_base64":")");
+    w.base64(bytes);
+    w.raw(R"(")");
 }
 
 void append_exec_line(std::string& out, const proto::result& r, const exec::outcome& o) {
     constexpr on_invalid names = on_invalid::replace;
-    out += R"({"attempts":)"sv;
-    append_int(out, r.attempt);
-    out += R"(,"cmd":)"sv;
-    append_string(out, o.cmd, names);
+    line_writer w(out);
+    w.raw(R"({"attempts":)").number(r.attempt).raw(R"(,"cmd":")");
+    w.text(o.cmd, names);
+    w.raw(R"(")");
     if (!r.error.empty()) {
-        out += R"(,"error":)"sv;
-        append_string(out, r.error, names);
+        w.raw(R"(,"error":")");
+        w.text(r.error, names);
+        w.raw(R"(")");
     }
-    out += R"(,"exit":)"sv;
+    w.raw(R"(,"exit":)");
     if (o.exit_code)
-        append_int(out, *o.exit_code);
+        w.number(*o.exit_code);
     else
-        out += "null"sv;
-    out += R"(,"host":)"sv;
-    append_string(out, o.host, names);
-    out += R"(,"id":)"sv;
-    append_int(out, r.id);
-    out += R"(,"job":)"sv;
-    append_string(out, r.job, names);
-    out += R"(,"ms":)"sv;
-    append_decimal(out, r.elapsed_us, 3);
-    append_text_or_base64(out, R"(,"output":)"sv, o.out);
-    out += R"(,"rss_kb":)"sv;
-    append_int(out, o.rss_kb);
-    out += R"(,"signal":)"sv;
-    append_int(out, o.signal);
-    out += R"(,"start":)"sv;
-    append_decimal(out, r.started_us, 6);
-    out += R"(,"status":)"sv;
-    out += status_of(r);
-    append_text_or_base64(out, R"(,"stderr":)"sv, o.err);
-    if (o.err_dropped > 0) {
-        out += R"(,"stderr_dropped":)"sv;
-        append_int(out, o.err_dropped);
-    }
-    if (o.out_dropped > 0) {
-        out += R"(,"stdout_dropped":)"sv;
-        append_int(out, o.out_dropped);
-    }
-    out += R"(,"worker":)"sv;
-    append_string(out, r.worker, names);
-    out += '}';
+        w.raw("null");
+    w.raw(R"(,"host":")");
+    w.text(o.host, names);
+    w.raw(R"(","id":)").number(r.id).raw(R"(,"job":")");
+    w.text(r.job, names);
+    w.raw(R"(","ms":)").decimal(r.elapsed_us, 3);
+    text_or_base64(w, "output", o.out);
+    w.raw(R"(,"rss_kb":)").number(o.rss_kb).raw(R"(,"signal":)").number(o.signal);
+    w.raw(R"(,"start":)").decimal(r.started_us, 6);
+    w.raw(R"(,"status":)").raw(status_of(r));
+    text_or_base64(w, "stderr", o.err);
+    if (o.err_dropped > 0) w.raw(R"(,"stderr_dropped":)").number(o.err_dropped);
+    if (o.out_dropped > 0) w.raw(R"(,"stdout_dropped":)").number(o.out_dropped);
+    w.raw(R"(,"worker":")");
+    w.text(r.worker, names);
+    w.raw(R"("})").flush();
 }
 
 }  // namespace
