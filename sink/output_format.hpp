@@ -29,8 +29,8 @@ expected<output_format, std::string> parse_output_format(std::string_view name);
 // `signal`, `rss_kb`, `host`, `cmd`, and `stdout_dropped` / `stderr_dropped`
 // when not 0 (10, rule 4). nullptr: the RESULT's output bytes are written in
 // `output` (or `output_base64`, 10 rule 2). `ms` and `start` are exact
-// decimals of the integer microseconds. Strings are escaped and checked in
-// one pass; no allocation beyond growing `out`.
+// decimals of the integer microseconds (10, rule 5). Each string is escaped
+// and checked in one pass; nothing is allocated but `out`'s growth.
 void append_json_line(std::string& out, const proto::result& r, const exec::outcome* o);
 // The same line as a string, an exec result's outcome decoded here.
 std::string to_json_line(const proto::result& r);

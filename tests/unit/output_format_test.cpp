@@ -317,6 +317,8 @@ TEST(OutputFormat, EveryByteAtEveryPlaceOfALongRun) {
 // Numbers
 
 TEST(OutputFormat, MsIsTheExactDecimalOfTheMicroseconds) {
+    // 10, rule 5: "`ms` and `start` are exact decimals of the integer
+    // microseconds [...] without trailing zeros; no exponent."
     const std::pair<std::uint64_t, std::string> cases[] = {
         {0, "0"},
         {5, "0.005"},
@@ -382,8 +384,9 @@ TEST(OutputFormat, IntegersAtTheirLimits) {
 // Bytes that are not UTF-8
 
 TEST(OutputFormat, EachBadSequenceBecomesOneReplacementCharacter) {
-    // The maximal subpart of a bad sequence is one U+FFFD, and the byte that
-    // ended it is read again: what nlohmann::json's replace did.
+    // 10, rule 2: "The zfarm sink writes one U+FFFD for each maximal subpart
+    // of an invalid sequence": the byte that ended one is read again, as
+    // nlohmann::json's replace did.
     const std::string fffd = "\xef\xbf\xbd";
     const std::pair<std::string, std::string> cases[] = {
         {"\xff", fffd},
