@@ -12,6 +12,7 @@
 #include "result_writer.hpp"
 #include "zfarm/codec.hpp"
 #include "zfarm/dedupe_set.hpp"
+#include "zfarm/exec_format.hpp"
 
 namespace {
 
@@ -137,23 +138,49 @@ void BM_DedupeInsertInterleaved(benchmark::State& state) {
 BENCHMARK(BM_DedupeInsertInOrder);
 BENCHMARK(BM_DedupeInsertInterleaved)->Arg(64)->Arg(100000);
 
-// One JSON line per result, written to /dev/null through the sink's writer.
-void BM_ResultWriterWrite(benchmark::State& state) {
+// One JSON line per result, written to /dev/null through the sink's writer:
+// an echo result, its output `size` bytes of text; the same with an output
+// that is not UTF-8 (written in base64); and an exec result with `size`
+// bytes of stdout, its outcome decoded beforehand as the sink's recorder
+// does.
+void write_lines(benchmark::State& state, const proto::result& r, const exec::outcome* o) {
     auto w = sink::result_writer::open("/dev/null");
     if (!w) {
         state.SkipWithError(w.error().c_str());
         return;
     }
-    const auto r = sample_result(static_cast<std::size_t>(state.range(0)));
     std::int64_t n = 0;
     for (auto _ : state) {
-        w->write(r);
+        w->write(r, o);
         if (++n % 4096 == 0) w->flush();
     }
     w->flush();
     state.SetItemsProcessed(state.iterations());
 }
+void BM_ResultWriterWrite(benchmark::State& state) {
+    write_lines(state, sample_result(static_cast<std::size_t>(state.range(0))), nullptr);
+}
+void BM_ResultWriterWriteBinary(benchmark::State& state) {
+    auto r = sample_result(static_cast<std::size_t>(state.range(0)));
+    for (std::size_t i = 0; i < r.output.size(); ++i)
+        r.output[i] = static_cast<char>(0x80 + i % 0x80);
+    write_lines(state, r, nullptr);
+}
+void BM_ResultWriterWriteExec(benchmark::State& state) {
+    exec::outcome o;
+    o.exit_code = 0;
+    o.out = std::string(static_cast<std::size_t>(state.range(0)) - 1, 'x') + '\n';
+    o.rss_kb = 2048;
+    o.host = "node7";
+    o.cmd = "echo xxxxxxxx";
+    auto r = sample_result(0);
+    r.kind = exec::k_kind;
+    r.output = exec::encode(o);
+    write_lines(state, r, &o);
+}
 BENCHMARK(BM_ResultWriterWrite)->Arg(32)->Arg(4096);
+BENCHMARK(BM_ResultWriterWriteBinary)->Arg(32);
+BENCHMARK(BM_ResultWriterWriteExec)->Arg(32);
 
 }  // namespace
 

@@ -46,7 +46,7 @@ void result_writer::write(const proto::result& r) {
 
 void result_writer::write(const proto::result& r, const exec::outcome* o) {
     if (format_ == output_format::jsonl) {
-        buffer_ += o ? exec_json_line(r, *o) : to_json_line(r);
+        append_json_line(buffer_, r, o);
         buffer_ += '\n';
     } else {
         // GNU parallel's grouping: a task's output whole, never interleaved.

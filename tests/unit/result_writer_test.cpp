@@ -356,6 +356,28 @@ TEST(ResultWriter, WritesOneLinePerResultAndFlushes) {
     EXPECT_EQ(dir.read("results.jsonl").back(), '\n');
 }
 
+TEST(ResultWriter, WritesExecLinesFromTheOutcome) {
+    // Decoded by the writer, or given (as the recorder does): the same line.
+    // Without an outcome, the output bytes are written as they are.
+    temp_dir dir;
+    auto w = result_writer::open(dir.file("results.jsonl"));
+    ASSERT_TRUE(w) << w.error();
+    const outcome o = exec_outcome();
+    const result r = exec_result(o);
+    w->write(r);
+    w->write(r, &o);
+    w->write(r, nullptr);
+    EXPECT_TRUE(w->flush());
+    const auto lines = lines_of(dir.read("results.jsonl"));
+    ASSERT_EQ(lines.size(), 3u);
+    EXPECT_EQ(lines[0], to_json_line(r));
+    EXPECT_EQ(lines[1], to_json_line(r));
+    EXPECT_EQ(json::parse(lines[0]).at("cmd"), "echo hello");
+    const json raw = json::parse(lines[2]);
+    EXPECT_FALSE(raw.contains("cmd"));
+    EXPECT_EQ(raw.size(), 8u) << "the keys of any other kind: " << lines[2];
+}
+
 TEST(ResultWriter, BuffersUntilFlush) {
     temp_dir dir;
     auto w = result_writer::open(dir.file("results.jsonl"));
