@@ -82,6 +82,12 @@ int main(int argc, char** argv) {
     app.add_flag("--resume", opt.resume,
                  "Continue job --job: send only the tasks the sink has not recorded")
         ->needs(job_opt);
+    double progress_interval = 5;
+    app.add_option("--progress-interval", progress_interval,
+                   "Seconds between status lines when stderr is not a terminal (0: none; on a "
+                   "terminal a live line is redrawn instead; -q silences both)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 86400.0));
     app.add_flag("--halt-on-failure", opt.halt_on_failure,
                  "At the first task recorded failed (after its retries): send no new task, "
                  "let those in flight finish, cancel the job and exit 1");
@@ -167,13 +173,30 @@ int main(int argc, char** argv) {
     }
 
     init_logging("ventilator", common.verbosity());
+    // Progress on stderr: a live line on a terminal (log lines are written
+    // above it), else a status line through the log every interval.
+    std::shared_ptr<progress_display> progress;
+    if (!common.quiet) {
+        const bool live = isatty(STDERR_FILENO) == 1;
+        progress = std::make_shared<progress_display>(
+            stderr, live,
+            std::chrono::duration_cast<progress_display::clock::duration>(
+                std::chrono::duration<double>(progress_interval)));
+        if (live) {
+            auto& sinks = spdlog::default_logger()->sinks();
+            auto sink = std::make_shared<progress_log_sink>(progress);
+            sink->set_pattern("%H:%M:%S.%e %n %l %v");
+            sinks.clear();
+            sinks.push_back(std::move(sink));
+        }
+    }
     install_stop_handlers();
     opt.transport = common.transport;
     if (opt.resume && command.command_given() && command.input == "-")
         spdlog::warn(
             "--resume with input from stdin: it must be the same lines as the run it "
             "continues, or the wrong tasks are skipped");
-    auto outcome = run_ventilator(opt, *source);
+    auto outcome = run_ventilator(opt, *source, progress.get());
     if (!outcome) {
         spdlog::error("{}", outcome.error());
         return k_exit_usage;

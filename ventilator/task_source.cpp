@@ -16,28 +16,32 @@ namespace {
 class fixed_source final : public task_source {
   public:
     fixed_source(std::uint64_t n, std::string kind, std::string payload)
-        : left_(n), spec_{std::move(kind), std::move(payload)} {}
+        : n_(n), left_(n), spec_{std::move(kind), std::move(payload)} {}
     expected<std::optional<task_spec>, std::string> next() override {
         if (left_ == 0) return std::optional<task_spec>{};
         --left_;
         return std::optional<task_spec>{spec_};
     }
+    std::optional<std::uint64_t> size() const override { return n_; }
 
   private:
+    std::uint64_t n_;
     std::uint64_t left_;
     task_spec spec_;
 };
 
 class demo_source final : public task_source {
   public:
-    demo_source(std::uint64_t n, std::uint64_t seed) : left_(n), rng_(seed) {}
+    demo_source(std::uint64_t n, std::uint64_t seed) : n_(n), left_(n), rng_(seed) {}
     expected<std::optional<task_spec>, std::string> next() override {
         if (left_ == 0) return std::optional<task_spec>{};
         --left_;
         return std::optional<task_spec>{task_spec{"sleep", std::to_string(dist_(rng_))}};
     }
+    std::optional<std::uint64_t> size() const override { return n_; }
 
   private:
+    std::uint64_t n_;
     std::uint64_t left_;
     std::mt19937_64 rng_;
     std::uniform_int_distribution<int> dist_{1, 100};

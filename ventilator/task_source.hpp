@@ -26,6 +26,8 @@ class task_source {
     virtual ~task_source() = default;
     // The next task, nullopt at the end, or a one-line error (bad input).
     virtual expected<std::optional<task_spec>, std::string> next() = 0;
+    // How many tasks there are in all, when known before the end.
+    virtual std::optional<std::uint64_t> size() const { return std::nullopt; }
 };
 
 // N tasks of `kind`, each with payload `payload`.

@@ -51,8 +51,9 @@ class dispatcher {
   public:
     dispatcher(const ventilator_options& opt, task_source& source, zmq::socket_t& tasks,
                zmq::socket_t& to_sink, zmq::socket_t& control, zmq::socket_t* monitor,
-               zmq::socket_t& sink_monitor)
+               zmq::socket_t& sink_monitor, progress_display* progress)
         : opt_(opt),
+          progress_(progress),
           source_(source),
           tasks_(tasks),
           to_sink_(to_sink),
@@ -119,6 +120,17 @@ class dispatcher {
     std::optional<clock::time_point> sweep_next_;
 
     const ventilator_options& opt_;
+    progress_display* progress_;
+    std::uint64_t failed_seen_ = 0;  // acknowledged as failed
+    progress_state progress_now(clock::time_point started, clock::time_point now) const;
+    void show_progress(clock::time_point started, clock::time_point now, bool final) {
+        if (!progress_) return;
+        if (final) {
+            progress_->finish(progress_now(started, now), now);
+        } else {
+            progress_->update(progress_now(started, now), now);
+        }
+    }
     task_source& source_;
     zmq::socket_t& tasks_;  // PUSH (push mode) or ROUTER (credit mode)
     zmq::socket_t& to_sink_;
@@ -219,6 +231,7 @@ bool dispatcher::on_control() {
                 spdlog::debug("sink acknowledged job {}", opt_.job);
                 opened_ = true;
             }
+            std::size_t f = 0;  // `failed` is in the order of `ids`
             for (auto id : a->ids) {
                 if (!credit_mode() && (++age_sample_ & 7) == 0) {
                     if (const auto* e = ledger_.find(id)) {
@@ -227,7 +240,9 @@ bool dispatcher::on_control() {
                         ack_age_s_ = ack_age_s_ == 0 ? age : 0.95 * ack_age_s_ + 0.05 * age;
                     }
                 }
-                ledger_.acknowledge(id);
+                const bool failed = f < a->failed.size() && a->failed[f] == id;
+                f += failed;
+                if (ledger_.acknowledge(id) && failed) ++failed_seen_;
             }
             if (halt_.on_failed(a->failed))
                 spdlog::warn(
@@ -624,7 +639,25 @@ void dispatcher::commit_batch(clock::time_point now, const std::string* who) {
     batch_new_ = 0;
 }
 
+progress_state dispatcher::progress_now(clock::time_point started, clock::time_point now) const {
+    progress_state s;
+    s.job = opt_.job;
+    s.resumed = skipped_;
+    s.done = ledger_.acknowledged() + skipped_;
+    if (exhausted_ && pending_.empty()) {
+        s.total = next_id_;
+    } else {
+        s.total = source_.size();
+    }
+    s.failed = failed_seen_;
+    s.retried = resent_;
+    s.workers = credit_mode() ? rotation_.size() : static_cast<std::size_t>(std::max(peers_, 0));
+    s.elapsed_s = std::chrono::duration<double>(now - started).count();
+    return s;
+}
+
 job_outcome dispatcher::cancel(clock::time_point started) {
+    show_progress(started, clock::now(), true);
     if (opened_) send_to_sink(proto::job_close{opt_.job, next_id_, true});
     job_outcome out;
     out.job = opt_.job;
@@ -719,7 +752,9 @@ expected<job_outcome, std::string> dispatcher::run() {
         if (items[3].revents & ZMQ_POLLIN) on_sink_monitor();
         if (items[0].revents & ZMQ_POLLIN) on_control();
         if (credit_mode() && (items[1].revents & ZMQ_POLLIN)) on_credit();
+        if (opened_) show_progress(started, clock::now(), false);
     }
+    show_progress(started, clock::now(), true);
     job_outcome out;
     out.job = opt_.job;
     out.total = done_->total;
@@ -736,7 +771,7 @@ expected<job_outcome, std::string> dispatcher::run() {
 }  // namespace
 
 expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
-                                                  task_source& source) {
+                                                  task_source& source, progress_display* progress) {
     try {
         zmq::context_t ctx(1);
         const bool credit = opt.dispatch == dispatch_mode::credit;
@@ -787,7 +822,7 @@ expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
             return unexpected{std::string("cannot monitor the control socket")};
         sink_monitor.connect(sink_monitor_ep);
         dispatcher d(opt, source, tasks, to_sink, control, credit ? nullptr : &monitor,
-                     sink_monitor);
+                     sink_monitor, progress);
         return d.run();
     } catch (const std::exception& e) {
         return unexpected{std::string(e.what())};

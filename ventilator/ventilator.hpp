@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "progress.hpp"
 #include "task_source.hpp"
 #include "zfarm/sockets.hpp"
 
@@ -60,7 +61,9 @@ struct job_outcome {
 // Runs one job to completion. An error is a one-line reason (bad endpoint);
 // an interrupted job is an outcome with interrupted set, and one whose task
 // input failed mid-job (cancelled) an outcome with input_error set.
+// `progress`, when given, is shown how far the job is as it runs.
 expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
-                                                  task_source& source);
+                                                  task_source& source,
+                                                  progress_display* progress = nullptr);
 
 }  // namespace zfarm::ventilator
