@@ -88,6 +88,21 @@ int main(int argc, char** argv) {
                    "terminal a live line is redrawn instead; -q silences both)")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 86400.0));
+    double connect_deadline = 30;
+    auto* expect_opt =
+        app.add_option("--expect-workers", opt.expect_workers,
+                       "Workers the launch started: report by --connect-deadline which of them "
+                       "connected, and fail (exit 2) if fewer than --min-workers did")
+            ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
+    auto* min_opt = app.add_option("--min-workers", opt.min_workers,
+                                   "Workers that must be connected by --connect-deadline, or the "
+                                   "job is cancelled and the exit status is 2 (default: "
+                                   "--expect-workers)")
+                        ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
+    app.add_option("--connect-deadline", connect_deadline,
+                   "Seconds from the start for --expect-workers / --min-workers")
+        ->capture_default_str()
+        ->check(CLI::Range(0.1, 86400.0));
     app.add_flag("--halt-on-failure", opt.halt_on_failure,
                  "At the first task recorded failed (after its retries): send no new task, "
                  "let those in flight finish, cancel the job and exit 1");
@@ -154,6 +169,10 @@ int main(int argc, char** argv) {
     if (opt.job.empty()) opt.job = default_job_name();
     if (opt.job.size() > proto::k_max_name)
         return usage_error(prog, "--job is longer than 256 bytes");
+    if (*min_opt && *expect_opt && opt.min_workers > opt.expect_workers)
+        return usage_error(prog, "--min-workers is more than --expect-workers");
+    opt.connect_deadline =
+        std::chrono::milliseconds(static_cast<std::int64_t>(connect_deadline * 1000.0));
     opt.task_timeout_ms = static_cast<std::uint32_t>(task_timeout * 1000.0);
     opt.lease = std::chrono::milliseconds(static_cast<std::int64_t>(lease * 1000.0));
     if (size + 1024 > common.transport.max_message)
@@ -203,6 +222,11 @@ int main(int argc, char** argv) {
     }
     const auto& o = *outcome;
     if (o.interrupted) return k_exit_failed_tasks;
+    if (!o.launch_error.empty()) {
+        std::printf("job %s cancelled: %s\n", o.job.c_str(), o.launch_error.c_str());
+        std::fflush(stdout);
+        return k_exit_usage;
+    }
     if (!o.input_error.empty()) return o.total == 0 ? k_exit_usage : k_exit_failed_tasks;
     if (o.halted_by) {
         std::printf(

@@ -78,6 +78,14 @@ class dispatcher {
     bool on_control();
     // RECORDED, the sink's answer to a JOB_OPEN with resume (5.13).
     void on_recorded(const proto::recorded& r, clock::time_point now);
+    // Workers connected now: to the tasks socket (push), or granting credit.
+    std::size_t connected_workers() const {
+        return credit_mode() ? rotation_.size() : static_cast<std::size_t>(std::max(peers_, 0));
+    }
+    // --expect-workers / --min-workers: an error once the deadline passed
+    // with too few connected; logs who came (once) when enough did.
+    std::optional<std::string> check_launch(clock::time_point started, clock::time_point now);
+    bool launch_checked_ = false;
     // A new connection to the sink after one was lost: a restarted sink may
     // have lost results it had not written, so ask it what it recorded.
     void on_sink_monitor();
@@ -651,9 +659,41 @@ progress_state dispatcher::progress_now(clock::time_point started, clock::time_p
     }
     s.failed = failed_seen_;
     s.retried = resent_;
-    s.workers = credit_mode() ? rotation_.size() : static_cast<std::size_t>(std::max(peers_, 0));
+    s.workers = connected_workers();
     s.elapsed_s = std::chrono::duration<double>(now - started).count();
     return s;
+}
+
+std::optional<std::string> dispatcher::check_launch(clock::time_point started,
+                                                    clock::time_point now) {
+    const std::size_t required = opt_.min_workers > 0 ? opt_.min_workers : opt_.expect_workers;
+    if (launch_checked_ || required == 0) return std::nullopt;
+    const std::size_t expected = std::max(opt_.expect_workers, required);
+    const std::size_t n = connected_workers();
+    const bool deadline = now - started >= opt_.connect_deadline;
+    if (n < expected && !deadline) return std::nullopt;
+    launch_checked_ = true;
+    std::string who;
+    if (credit_mode()) {  // worker names: HOST-PID-SUFFIX unless set with --identity
+        for (const auto& w : rotation_)
+            who += (who.empty() ? "" : ", ") + w;
+    }
+    const std::string seconds =
+        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - started).count());
+    const std::string came = std::to_string(n) + " of " + std::to_string(expected) +
+                             " expected worker(s) connected within " + seconds + " s" +
+                             (who.empty() ? "" : " (" + who + ")");
+    if (n >= required) {
+        if (n < expected)
+            spdlog::warn("{}; going on with them (--min-workers {})", came, required);
+        else
+            spdlog::info("{}", came);
+        return std::nullopt;
+    }
+    return came + ", fewer than the " + std::to_string(required) +
+           " required: check that the missing workers started and point at " +
+           (credit_mode() ? opt_.credit_endpoint : opt_.tasks_endpoint) +
+           " (their logs say which address they use)";
 }
 
 job_outcome dispatcher::cancel(clock::time_point started) {
@@ -689,6 +729,12 @@ expected<job_outcome, std::string> dispatcher::run() {
             return out;
         }
         auto now = clock::now();
+        if (auto failed = check_launch(started, now)) {
+            spdlog::error("{}; cancelling job {}", *failed, opt_.job);
+            auto out = cancel(started);
+            out.launch_error = *failed;
+            return out;
+        }
         if ((!opened_ || asking_recorded_) && now >= next_open) {
             send_to_sink(proto::job_open{opt_.job, asking_recorded_, opt_.retries});
             next_open = now + open_retry;

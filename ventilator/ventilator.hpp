@@ -39,6 +39,14 @@ struct ventilator_options {
     // Stop at the first task the sink records failed (7.12): send nothing
     // new, let the tasks in flight finish, then cancel the job.
     bool halt_on_failure = false;
+    // Launch-failure detection: by `connect_deadline` after the start, at
+    // least `min_workers` workers must be connected (push: connections to
+    // the tasks socket; credit: workers that granted credit), or the job is
+    // cancelled. `expect_workers` is what the launch started: fewer is
+    // reported, and min_workers defaults to it. 0: no check.
+    std::size_t expect_workers = 0;
+    std::size_t min_workers = 0;
+    std::chrono::milliseconds connect_deadline{30000};
     transport_options transport;
 };
 
@@ -56,6 +64,9 @@ struct job_outcome {
     // Set when the task input failed mid-job (a bad line, a read error): the
     // job was cancelled; `total` is the number of tasks sent before it.
     std::string input_error{};
+    // Set when fewer than min_workers were connected by the deadline: the
+    // job was cancelled; this says how many and which.
+    std::string launch_error{};
 };
 
 // Runs one job to completion. An error is a one-line reason (bad endpoint);
