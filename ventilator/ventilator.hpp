@@ -39,6 +39,10 @@ struct ventilator_options {
     // new, let the tasks in flight finish, then cancel the job.
     bool halt_on_failure = false;
     transport_options transport;
+    // CURVE on every socket: the tasks or credit socket admits only
+    // `curve.allowed`; the sink is expected to hold `curve.server_key`
+    // (PROTOCOL.md 12).
+    curve::options curve;
 };
 
 struct job_outcome {
