@@ -309,7 +309,7 @@ expected<sink_summary, std::string> run_sink(const sink_options& opt) {
         secure_socket(results, opt.transport, opt.curve, socket_side::binds);
         secure_socket(control, opt.transport, opt.curve, socket_side::binds);
         warn_if_exposed({opt.results_endpoint, opt.control_endpoint}, opt.curve,
-                        "forge results, open and cancel jobs, and read every result");
+                        "forge results, open and cancel jobs, and follow every job's progress");
         auto r = bind_socket(results, opt.results_endpoint);
         if (!r) return unexpected{r.error()};
         auto c = bind_socket(control, opt.control_endpoint);

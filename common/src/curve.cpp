@@ -309,7 +309,10 @@ bool zap_bound(zmq::context_t& ctx) {
     } catch (const zmq::error_t& e) {
         return e.num() == EADDRINUSE;
     }
-    return false;  // nobody was there: the probe is closed, unbinding it
+    // Nobody was there. Unbind now: closing alone frees the endpoint only
+    // once libzmq's reaper gets to the socket.
+    probe.unbind(std::string(k_zap_endpoint));
+    return false;
 }
 
 expected<std::unique_ptr<zap_handler>, std::string> start_authentication(zmq::context_t& ctx,
