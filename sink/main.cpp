@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
     common_flags common;
     sink::sink_options opt;
     add_common_flags(app, common);
+    add_bind_flags(app, common);
     app.set_version_flag("--version", std::string(k_version));
     app.add_option("--results", opt.results_endpoint, "Endpoint to bind for results")
         ->capture_default_str();

@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
     common_flags common;
     ventilator_options opt;
     add_common_flags(app, common);
+    add_bind_flags(app, common);
     app.set_version_flag("--version", std::string(k_version));
 
     std::string sink_host;

@@ -10,9 +10,13 @@ void add_common_flags(CLI::App& app, common_flags& flags) {
     app.add_flag("-v,--verbose", flags.verbose, "More log detail on stderr (repeat for more)");
     app.add_flag("-q,--quiet", flags.quiet, "Log errors only");
     app.add_option("--max-message", flags.transport.max_message,
-                   "Largest frame accepted on any socket, in bytes (ZMQ_MAXMSGSIZE)")
+                   "Largest frame accepted on any socket that receives messages, in bytes "
+                   "(ZMQ_MAXMSGSIZE; the others take 64 KiB)")
         ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 31))
         ->capture_default_str();
+}
+
+void add_bind_flags(CLI::App& app, common_flags& flags) {
     app.add_option_function<double>(
            "--handshake-timeout",
            [&flags](double seconds) {

@@ -27,8 +27,11 @@ struct common_flags {
     int verbosity() const { return quiet ? -1 : verbose; }
 };
 
-// Adds -v/--verbose, -q/--quiet, --max-message, --handshake-timeout to `app`.
+// Adds -v/--verbose, -q/--quiet, --max-message to `app`.
 void add_common_flags(CLI::App& app, common_flags& flags);
+// Adds --handshake-timeout (ZMQ_HANDSHAKE_IVL of bound sockets) to a
+// program that binds.
+void add_bind_flags(CLI::App& app, common_flags& flags);
 
 // Which program's CURVE flags (PROTOCOL.md 12): the sink binds only, the
 // ventilator binds and connects to the sink, the worker connects to both.
