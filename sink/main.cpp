@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
     common_flags common;
     sink::sink_options opt;
     add_common_flags(app, common);
+    add_bind_flags(app, common);
     app.set_version_flag("--version", std::string(k_version));
     app.add_option("--results", opt.results_endpoint, "Endpoint to bind for results")
         ->capture_default_str();
@@ -51,7 +52,12 @@ int main(int argc, char** argv) {
                    "Seconds of silence after which a worker is lost and its tasks re-sent")
         ->check(CLI::Range(0.5, 3600.0))
         ->capture_default_str();
+    curve_flags curve;
+    add_curve_flags(app, curve, curve_program::sink);
     if (auto rc = parse_command_line(app, argc, argv)) return *rc;
+    auto security = load_curve_flags(curve, curve_program::sink);
+    if (!security) return usage_error(app.get_name(), security.error());
+    opt.curve = std::move(*security);
     for (const auto* ep : {&opt.results_endpoint, &opt.control_endpoint})
         if (auto ok = check_endpoint(*ep, true); !ok)
             return usage_error(app.get_name(), ok.error());
@@ -68,6 +74,7 @@ int main(int argc, char** argv) {
     init_logging("sink", common.verbosity());
     install_stop_handlers();
     opt.transport = common.transport;
+    log_curve(opt.curve);
     opt.liveness_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(liveness));
     auto summary = sink::run_sink(opt);

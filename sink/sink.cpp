@@ -302,6 +302,9 @@ expected<sink_summary, std::string> run_sink(const sink_options& opt) {
     }
     try {
         zmq::context_t ctx(1);
+        // Before any socket binds, and destroyed after them (declared after ctx).
+        auto zap = curve::start_authentication(ctx, opt.curve);
+        if (!zap) return unexpected{zap.error()};
         zmq::socket_t results(ctx, zmq::socket_type::pull);
         zmq::socket_t control(ctx, zmq::socket_type::pub);
         configure_socket(results, opt.transport, true);
@@ -309,6 +312,10 @@ expected<sink_summary, std::string> run_sink(const sink_options& opt) {
         configure_socket(control, opt.transport, false);
         control.set(zmq::sockopt::sndhwm,
                     1000000);  // ACKs are batched: this is many seconds of them
+        secure_socket(results, opt.transport, opt.curve, socket_side::binds);
+        secure_socket(control, opt.transport, opt.curve, socket_side::binds);
+        warn_if_exposed({opt.results_endpoint, opt.control_endpoint}, opt.curve,
+                        "forge results, open and cancel jobs, and follow every job's progress");
         auto r = bind_socket(results, opt.results_endpoint);
         if (!r) return unexpected{r.error()};
         auto c = bind_socket(control, opt.control_endpoint);

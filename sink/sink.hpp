@@ -28,6 +28,8 @@ struct sink_options {
     // A worker silent this long is lost: its tasks are re-sent (LOST).
     std::chrono::steady_clock::duration liveness_timeout = std::chrono::milliseconds(2500);
     transport_options transport;
+    // CURVE on both sockets, admitting only `curve.allowed` (PROTOCOL.md 12).
+    curve::options curve;
 };
 
 struct sink_summary {

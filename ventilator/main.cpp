@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
     common_flags common;
     ventilator_options opt;
     add_common_flags(app, common);
+    add_bind_flags(app, common);
     app.set_version_flag("--version", std::string(k_version));
 
     std::string sink_host;
@@ -134,10 +135,15 @@ int main(int argc, char** argv) {
                        ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{86400000}));
     (void)seed_opt;
     (void)size_opt;
+    curve_flags curve;
+    add_curve_flags(app, curve, curve_program::ventilator);
     take_command(argc, argv, command);
     if (auto rc = parse_command_line(app, argc, argv)) return *rc;
 
     const std::string prog = app.get_name();
+    auto security = load_curve_flags(curve, curve_program::ventilator);
+    if (!security) return usage_error(prog, security.error());
+    opt.curve = std::move(*security);
     const bool workload_given = *demo || *echo || *sleep || *spin || *file;
     if (workload_given && command.command_given())
         return usage_error(prog,
@@ -211,6 +217,7 @@ int main(int argc, char** argv) {
     }
     install_stop_handlers();
     opt.transport = common.transport;
+    log_curve(opt.curve);
     if (opt.resume && command.command_given() && command.input == "-")
         spdlog::warn(
             "--resume with input from stdin: it must be the same lines as the run it "

@@ -820,6 +820,9 @@ expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
                                                   task_source& source, progress_display* progress) {
     try {
         zmq::context_t ctx(1);
+        // Before any socket binds, and destroyed after them (declared after ctx).
+        auto zap = curve::start_authentication(ctx, opt.curve);
+        if (!zap) return unexpected{zap.error()};
         const bool credit = opt.dispatch == dispatch_mode::credit;
         zmq::socket_t tasks(ctx, credit ? zmq::socket_type::router : zmq::socket_type::push);
         zmq::socket_t to_sink(ctx, zmq::socket_type::push);
@@ -843,7 +846,13 @@ expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
         control.set(zmq::sockopt::subscribe, proto::k_topic_recorded);
         control.set(zmq::sockopt::subscribe, proto::k_topic_retry);
 
-        auto bound = bind_socket(tasks, credit ? opt.credit_endpoint : opt.tasks_endpoint);
+        secure_socket(tasks, opt.transport, opt.curve, socket_side::binds);
+        secure_socket(to_sink, opt.transport, opt.curve, socket_side::connects_to_sink);
+        secure_socket(control, opt.transport, opt.curve, socket_side::connects_to_sink);
+        const std::string& bind_ep = credit ? opt.credit_endpoint : opt.tasks_endpoint;
+        warn_if_exposed({bind_ep}, opt.curve,
+                        "take this job's tasks (their commands, inputs and environment)");
+        auto bound = bind_socket(tasks, bind_ep);
         if (!bound) return unexpected{bound.error()};
         for (auto [sock, ep] : {std::pair{&to_sink, opt.results_endpoint},
                                 std::pair{&control, opt.control_endpoint}}) {

@@ -48,6 +48,10 @@ struct ventilator_options {
     std::size_t min_workers = 0;
     std::chrono::milliseconds connect_deadline{30000};
     transport_options transport;
+    // CURVE on every socket: the tasks or credit socket admits only
+    // `curve.allowed`; the sink is expected to hold `curve.server_key`
+    // (PROTOCOL.md 12).
+    curve::options curve;
 };
 
 struct job_outcome {

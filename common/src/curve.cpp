@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -298,6 +299,41 @@ void zap_handler::run() {
             if (e.num() != EINTR) spdlog::error("ZAP handler: {}", e.what());
         }
     }
+}
+
+bool zap_bound(zmq::context_t& ctx) {
+    zmq::socket_t probe(ctx, zmq::socket_type::rep);
+    probe.set(zmq::sockopt::linger, 0);
+    try {
+        probe.bind(std::string(k_zap_endpoint));
+    } catch (const zmq::error_t& e) {
+        return e.num() == EADDRINUSE;
+    }
+    // Nobody was there. Unbind now: closing alone frees the endpoint only
+    // once libzmq's reaper gets to the socket.
+    probe.unbind(std::string(k_zap_endpoint));
+    return false;
+}
+
+expected<std::unique_ptr<zap_handler>, std::string> start_authentication(zmq::context_t& ctx,
+                                                                         const options& opt) {
+    if (!opt.on()) return std::unique_ptr<zap_handler>();
+    if (!available()) return unexpected{std::string("this libzmq was built without CURVE")};
+    std::unique_ptr<zap_handler> handler;
+    const char* skip = std::getenv("ZFARM_TEST_NO_ZAP");
+    if (!skip || std::string_view(skip) != "1") {
+        auto h = zap_handler::start(ctx, opt.allowed);
+        if (!h) return unexpected{h.error()};
+        handler = std::move(*h);
+    }
+    try {
+        if (!zap_bound(ctx))
+            return unexpected{"no ZAP handler is bound at " + std::string(k_zap_endpoint) +
+                              ": libzmq would admit any CURVE client key; refusing to run"};
+    } catch (const zmq::error_t& e) {
+        return unexpected{std::string("cannot check for a ZAP handler: ") + e.what()};
+    }
+    return handler;
 }
 
 }  // namespace zfarm::curve

@@ -1,5 +1,11 @@
 #include "zfarm/sockets.hpp"
 
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "zfarm/endpoint.hpp"
+
 namespace zfarm {
 
 void configure_socket(zmq::socket_t& s, const transport_options& t, bool receives) {
@@ -12,7 +18,41 @@ void configure_socket(zmq::socket_t& s, const transport_options& t, bool receive
     // A constant 100 ms, no exponential back-off: a worker started before its
     // ventilator must not sit out a long back-off once the ventilator is up.
     s.set(zmq::sockopt::reconnect_ivl_max, 0);
-    if (receives) s.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(t.max_message));
+    s.set(zmq::sockopt::maxmsgsize,
+          static_cast<int64_t>(receives ? t.max_message : k_max_non_message_frame));
+}
+
+void secure_socket(zmq::socket_t& s, const transport_options& t, const curve::options& c,
+                   socket_side side) {
+    if (side == socket_side::binds) s.set(zmq::sockopt::handshake_ivl, t.handshake_ivl_ms);
+    if (!c.on()) return;
+    const curve::key_pair& own = *c.keys;
+    s.set(zmq::sockopt::curve_secretkey, zmq::const_buffer(own.secret_key.data(), 32));
+    s.set(zmq::sockopt::curve_publickey, zmq::const_buffer(own.public_key.data(), 32));
+    if (side == socket_side::binds) {
+        s.set(zmq::sockopt::zap_domain, "zfarm");
+        s.set(zmq::sockopt::curve_server, 1);
+        return;
+    }
+    const auto& server =
+        side == socket_side::connects_to_sink ? c.server_key : c.ventilator_server_key();
+    if (!server) throw std::invalid_argument("CURVE is on but no server key is set");
+    s.set(zmq::sockopt::curve_serverkey, zmq::const_buffer(server->data(), 32));
+}
+
+void warn_if_exposed(const std::vector<std::string>& bound, const curve::options& c,
+                     std::string_view what) {
+    if (c.on()) return;
+    std::string exposed;
+    for (const auto& ep : bound) {
+        if (is_local_endpoint(ep)) continue;
+        exposed += (exposed.empty() ? "" : ", ") + ep;
+    }
+    if (exposed.empty()) return;
+    spdlog::warn(
+        "{} can be reached from other machines and CURVE is off: anyone on the network can {} "
+        "(see --curve-secret, README \"Security\")",
+        exposed, what);
 }
 
 expected<std::string, std::string> bind_socket(zmq::socket_t& s, const std::string& ep) {

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <thread>
 
@@ -247,6 +248,44 @@ TEST_F(ZapHandler, OnlyOneHandlerPerContext) {
     auto second = zap_handler::start(ctx, {allowed_keys.public_key});
     ASSERT_FALSE(second);
     EXPECT_NE(second.error().find("inproc://zeromq.zap.01"), std::string::npos);
+}
+
+TEST(StartAuthentication, DoesNothingWithCurveOff) {
+    zmq::context_t ctx;
+    auto h = start_authentication(ctx, options{});
+    ASSERT_TRUE(h) << h.error();
+    EXPECT_EQ(h->get(), nullptr);
+    EXPECT_FALSE(zap_bound(ctx));
+}
+
+TEST(StartAuthentication, BindsTheHandlerBeforeReturning) {
+    auto keys = generate();
+    ASSERT_TRUE(keys);
+    zmq::context_t ctx;
+    EXPECT_FALSE(zap_bound(ctx));
+    options opt;
+    opt.keys = *keys;
+    opt.allowed = {keys->public_key};
+    auto h = start_authentication(ctx, opt);
+    ASSERT_TRUE(h) << h.error();
+    EXPECT_NE(h->get(), nullptr);
+    EXPECT_TRUE(zap_bound(ctx));
+}
+
+// ZFARM_TEST_NO_ZAP=1 skips starting the handler; the check that one is
+// bound must then refuse, which is what the programs' exit 2 rests on.
+TEST(StartAuthentication, RefusesWhenNoHandlerIsBound) {
+    auto keys = generate();
+    ASSERT_TRUE(keys);
+    zmq::context_t ctx;
+    options opt;
+    opt.keys = *keys;
+    opt.allowed = {keys->public_key};
+    ::setenv("ZFARM_TEST_NO_ZAP", "1", 1);
+    auto h = start_authentication(ctx, opt);
+    ::unsetenv("ZFARM_TEST_NO_ZAP");
+    ASSERT_FALSE(h);
+    EXPECT_NE(h.error().find("no ZAP handler is bound"), std::string::npos) << h.error();
 }
 
 }  // namespace

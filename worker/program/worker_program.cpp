@@ -47,7 +47,12 @@ int worker_program(int argc, char** argv, const std::string& program,
         ->capture_default_str();
     app.add_flag("--exit-when-done", opt.exit_when_done,
                  "Exit once the sink reports every open job done");
+    curve_flags curve;
+    add_curve_flags(app, curve, curve_program::worker);
     if (auto rc = parse_command_line(app, argc, argv)) return *rc;
+    auto security = load_curve_flags(curve, curve_program::worker);
+    if (!security) return usage_error(app.get_name(), security.error());
+    opt.curve = std::move(*security);
 
     if (opt.tasks_endpoint.empty() && opt.credit_endpoint.empty() && opt.results_endpoint.empty() &&
         opt.control_endpoint.empty()) {
@@ -77,6 +82,7 @@ int worker_program(int argc, char** argv, const std::string& program,
     install_stop_handlers();
     opt.transport = common.transport;
     opt.observe_stop_signals = true;
+    log_curve(opt.curve);
     if (opt.allow_exec)
         spdlog::info("exec tasks allowed: commands run as this user, {} bytes kept of each output",
                      opt.max_output);

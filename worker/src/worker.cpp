@@ -320,6 +320,10 @@ expected<worker_summary, worker_error> worker::impl::run() {
         return fail(worker_errc::bad_options, "a tasks or a credit endpoint is required");
     if (opt_.threads == 0 || opt_.threads > 4096)
         return fail(worker_errc::bad_options, "threads must be 1-4096");
+    if (opt_.curve.on() && !curve::available())
+        return fail(worker_errc::bad_options, "CURVE keys are set but this libzmq has no CURVE");
+    if (opt_.curve.on() && !opt_.curve.server_key)
+        return fail(worker_errc::bad_options, "CURVE keys are set but not the sink's public key");
 
     std::unique_ptr<zmq::context_t> own_ctx;
     if (!opt_.context) own_ctx = std::make_unique<zmq::context_t>(1);
@@ -343,6 +347,10 @@ expected<worker_summary, worker_error> worker::impl::run() {
         configure_socket(sub, opt_.transport, true);
         sub.set(zmq::sockopt::subscribe, proto::k_topic_done);
         sub.set(zmq::sockopt::subscribe, proto::k_topic_stop);
+        secure_socket(pull, opt_.transport, opt_.curve, socket_side::connects_to_ventilator);
+        secure_socket(dealer, opt_.transport, opt_.curve, socket_side::connects_to_ventilator);
+        secure_socket(results, opt_.transport, opt_.curve, socket_side::connects_to_sink);
+        secure_socket(sub, opt_.transport, opt_.curve, socket_side::connects_to_sink);
 
         const std::string tag = std::to_string(reinterpret_cast<std::uintptr_t>(this));
         const std::string done_ep = "inproc://zfarm-worker-done-" + tag;

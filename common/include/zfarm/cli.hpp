@@ -1,6 +1,6 @@
 // Command-line conventions shared by the three programs: CLI11 parsing that
 // prints a one-line reason and exits 2 on bad usage (0 for --help), and the
-// flags every program has (verbosity, transport limits).
+// flags every program has (verbosity, transport limits, CURVE keys).
 #pragma once
 
 #include <optional>
@@ -8,6 +8,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "zfarm/curve.hpp"
+#include "zfarm/expected.hpp"
 #include "zfarm/sockets.hpp"
 
 namespace zfarm {
@@ -27,6 +29,36 @@ struct common_flags {
 
 // Adds -v/--verbose, -q/--quiet, --max-message to `app`.
 void add_common_flags(CLI::App& app, common_flags& flags);
+// Adds --handshake-timeout (ZMQ_HANDSHAKE_IVL of bound sockets) to a
+// program that binds.
+void add_bind_flags(CLI::App& app, common_flags& flags);
+
+// Which program's CURVE flags (PROTOCOL.md 12): the sink binds only, the
+// ventilator binds and connects to the sink, the worker connects to both.
+enum class curve_program { sink, ventilator, worker };
+
+// The CURVE flags as given: file and directory paths, empty when not given.
+struct curve_flags {
+    std::string secret;          // --curve-secret: this program's key pair
+    std::string server_key;      // --curve-server-key: the sink's public key
+    std::string ventilator_key;  // --curve-ventilator-key (worker): the ventilator's
+    std::string allow;           // --allow: public keys admitted (binding sides)
+};
+
+// Adds the CURVE flags that `program` takes to `app`.
+void add_curve_flags(CLI::App& app, curve_flags& flags, curve_program program);
+
+// Reads the key files the flags name and checks they make sense together:
+// every other CURVE flag needs --curve-secret; with it, a binding program
+// needs --allow and a connecting one --curve-server-key, and this libzmq
+// must have CURVE. Returns the options (CURVE off when no flag was given)
+// or a one-line reason naming the flag or file at fault (a usage error).
+expected<curve::options, std::string> load_curve_flags(const curve_flags& flags,
+                                                       curve_program program);
+
+// Logs that CURVE is on (this program's public key fingerprint, never the
+// secret; how many client keys it admits), or nothing when it is off.
+void log_curve(const curve::options& c);
 
 // Parses argv. Returns an exit code when the program should exit now (help
 // printed: 0; bad usage: one line on stderr, 2), or nullopt to go on.

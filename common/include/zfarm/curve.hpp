@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -74,6 +75,25 @@ expected<key, std::string> read_public_file(const std::string& path);
 // ignored). Never empty on success.
 expected<std::set<key>, std::string> read_allow_list(const std::string& path);
 
+// One program's CURVE configuration (PROTOCOL.md 12). CURVE is on when
+// `keys` is set; every socket of the program then uses it. The secret key
+// is never logged: name a key in logs by its fingerprint().
+struct options {
+    std::optional<key_pair> keys;  // this program's own key pair
+    // Connecting sides: the sink's public key, which is also the
+    // ventilator's unless `ventilator_key` is set (a worker connects to both).
+    std::optional<key> server_key;
+    std::optional<key> ventilator_key;
+    // Binding sides: the client public keys admitted (the ZAP handler's).
+    std::set<key> allowed;
+
+    bool on() const noexcept { return keys.has_value(); }
+    // The public key a client expects of the ventilator.
+    const std::optional<key>& ventilator_server_key() const noexcept {
+        return ventilator_key ? ventilator_key : server_key;
+    }
+};
+
 // The ZAP handler (RFC 27) for one context: admits CURVE clients whose key
 // is in the allow-list, refuses every other client and every other
 // mechanism, and logs each refused (address, key) once.
@@ -103,5 +123,21 @@ class zap_handler {
     std::atomic<std::uint64_t> refused_{0};
     std::thread thread_;
 };
+
+// True when a socket is bound at inproc://zeromq.zap.01 in `ctx`, i.e. a ZAP
+// handler is there for libzmq to ask (found by trying to bind a probe
+// socket there, which fails while the endpoint is taken).
+bool zap_bound(zmq::context_t& ctx);
+
+// For a program that binds CURVE sockets in `ctx`: starts the ZAP handler
+// admitting `opt.allowed`, then checks with zap_bound() that one is bound, so
+// that no CURVE server of this program can run without authentication.
+// Call before binding any socket; keep the handler alive until every socket
+// of `ctx` is closed, and destroy it before `ctx`. Returns null when CURVE is
+// off, or a one-line reason (CURVE unavailable, the handler cannot start,
+// none is bound). The environment variable ZFARM_TEST_NO_ZAP=1 skips
+// starting the handler, for the regression test of that last check only.
+expected<std::unique_ptr<zap_handler>, std::string> start_authentication(zmq::context_t& ctx,
+                                                                         const options& opt);
 
 }  // namespace zfarm::curve

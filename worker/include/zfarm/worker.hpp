@@ -109,6 +109,13 @@ struct worker_options {
     // zfarm-worker program sets this; an embedding app calls stop() instead).
     bool observe_stop_signals = false;
     transport_options transport;
+    // CURVE (PROTOCOL.md 12): with `curve.keys` set, every socket is a CURVE
+    // client, expecting the sink to hold `curve.server_key` and the
+    // ventilator `curve.ventilator_key` (default: `curve.server_key`); the
+    // sink's and the ventilator's allow-lists must hold `curve.keys`'s public
+    // key. Off by default. run() fails with bad_options when it is on without
+    // a server key, or this libzmq has no CURVE.
+    curve::options curve;
     // The app's context, so inproc:// endpoints reach sockets in the same
     // process. Null: the worker makes its own.
     zmq::context_t* context = nullptr;
