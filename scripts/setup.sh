@@ -40,7 +40,9 @@ EOF
 # parallel: the command-job tests and benchmark compare against GNU parallel;
 # clang: the libFuzzer targets (scripts/fuzz.sh); time: CPU figures of the
 # benchmarks. python3-zmq, python3-msgpack: the Python worker
-# (examples/python/worker.py) and its end-to-end test.
+# (examples/python/worker.py) and its end-to-end test. slurm-wlm (slurmctld,
+# slurmd, slurm-client) and munge: the Slurm test runs scripts/slurm/zfarm.sbatch
+# on a three-node cluster of its own (tests/support/slurm-cluster.sh).
 readonly packages=(
     cmake g++ make pkg-config git iproute2 iptables ccache libnetfilter-queue-dev
     libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
@@ -48,6 +50,7 @@ readonly packages=(
     python3 python3-zmq python3-msgpack
     clang-format shellcheck
     libbenchmark-dev parallel clang time
+    slurm-wlm slurmctld slurmd slurm-client munge
 )
 
 die() {
