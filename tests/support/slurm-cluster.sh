@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# A throwaway three-node Slurm cluster on this machine, for the Slurm test
+# (tests/e2e/slurm_test.cpp): munged, slurmctld and three slurmd (n1, n2, n3,
+# Debian builds Slurm with multiple-slurmd support), all on 127.0.0.1, on free
+# ports, with every file they write (config, key, state, spool, logs, PIDs)
+# under DIR. Needs root (SlurmUser=root) and Debian's slurm-wlm and munge.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: tests/support/slurm-cluster.sh start DIR
+       tests/support/slurm-cluster.sh stop DIR
+
+start: writes DIR/slurm.conf (and cgroup.conf, a munge key), starts munged,
+slurmctld and slurmd -N n1|n2|n3 in the background, and waits (at most 60 s)
+until the three nodes are idle. On failure it prints the daemons' log tails,
+stops what it started and exits 1. Clients then need SLURM_CONF=DIR/slurm.conf.
+
+stop: cancels the jobs still there, then stops every daemon listed in
+DIR/pids and the job step daemons (slurmstepd) of the nodes, with what they
+run (SIGTERM, then SIGKILL after 10 s). DIR itself is the caller's to remove.
+
+Each node declares 4 CPUs whatever this machine has (SlurmdParameters=
+config_overrides). Jobs tell the nodes apart by $SLURMD_NODENAME; MinJobAge=5,
+KillWait=5 and OverTimeLimit=0, so that jobs end and are forgotten promptly.
+EOF
+}
+
+die() {
+    printf 'slurm-cluster.sh: %s\n' "$*" >&2
+    exit 1
+}
+
+readonly nodes=(n1 n2 n3)
+
+# The PIDs of DIR/pids whose process still runs.
+live_pids() {
+    local pid
+    [[ -f $dir/pids ]] || return 0
+    while read -r pid; do
+        kill -0 "$pid" 2>/dev/null && echo "$pid"
+    done <"$dir/pids"
+}
+
+# The job step daemons (slurmstepd) of this cluster's nodes, and what they
+# run: each keeps its node's log, under DIR, open.
+step_daemons() {
+    local pid fd
+    for pid in $(pgrep -x slurmstepd || true); do
+        for fd in /proc/"$pid"/fd/*; do
+            if [[ $(readlink "$fd" 2>/dev/null) == "$dir"/* ]]; then
+                tree "$pid"
+                break
+            fi
+        done
+    done
+}
+
+# tree PID: PID and its descendants
+tree() {
+    local child
+    echo "$1"
+    for child in $(pgrep -P "$1" || true); do tree "$child"; done
+}
+
+stop_cluster() {
+    local pids i
+    # Jobs first, so that nothing is left running under a step daemon.
+    if [[ -f $dir/slurm.conf ]] && live_pids | grep -q .; then
+        SLURM_CONF=$dir/slurm.conf timeout 10 scancel --full --user=root 2>/dev/null || true
+    fi
+    # shellcheck disable=SC2207 # a list of numbers
+    pids=($(live_pids) $(step_daemons))
+    ((${#pids[@]})) || return 0
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        # shellcheck disable=SC2207
+        pids=($(live_pids) $(step_daemons))
+        ((${#pids[@]})) || return 0
+        sleep 0.1
+    done
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+}
+
+# run NAME CMD...: CMD in the background, its output in DIR/log/NAME.out and
+# its PID in DIR/pids.
+run() {
+    local name=$1
+    shift
+    "$@" </dev/null >>"$dir/log/$name.out" 2>&1 &
+    echo $! >>"$dir/pids"
+}
+
+show_logs() {
+    local f
+    for f in "$dir"/log/*; do
+        printf -- '--- %s\n' "$f" >&2
+        tail -n 15 "$f" >&2 || true
+    done
+}
+
+write_config() {
+    local host=$1 ctld_port=$2 i
+    shift 2
+    cat >"$dir/slurm.conf" <<EOF
+# Written by tests/support/slurm-cluster.sh: a test cluster under $dir.
+ClusterName=zfarmtest
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=$ctld_port
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket=$dir/munge/munge.socket
+CredType=cred/munge
+StateSaveLocation=$dir/ctld
+SlurmdSpoolDir=$dir/spool/%n
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/spool/slurmd-%n.pid
+SlurmctldLogFile=$dir/log/slurmctld.log
+SlurmdLogFile=$dir/log/slurmd-%n.log
+# No systemd, no cgroups: processes are tracked through /proc.
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MpiDefault=none
+SwitchType=switch/none
+SchedulerType=sched/builtin
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+# The nodes declare more CPUs than this machine has.
+SlurmdParameters=config_overrides
+ReturnToService=2
+# Jobs end promptly at their time limit, and are forgotten 5 s after they
+# end (sbatch --wait polls for that).
+MinJobAge=5
+KillWait=5
+OverTimeLimit=0
+InactiveLimit=0
+SlurmctldTimeout=30
+MailProg=/bin/true
+SlurmdTimeout=30
+EOF
+    for i in "${!nodes[@]}"; do
+        printf 'NodeName=%s NodeHostname=%s NodeAddr=127.0.0.1 Port=%s CPUs=4 State=UNKNOWN\n' \
+            "${nodes[$i]}" "$host" "$1" >>"$dir/slurm.conf"
+        shift
+    done
+    echo 'PartitionName=test Nodes=n[1-3] Default=YES MaxTime=INFINITE State=UP' >>"$dir/slurm.conf"
+    # slurmd loads a cgroup plugin even with proctrack/linuxproc and
+    # task/none; cgroup/v1 initialises without a cgroup hierarchy mounted.
+    echo 'CgroupPlugin=cgroup/v1' >"$dir/cgroup.conf"
+}
+
+start_munged() {
+    # munged checks that its key is private and its socket directory
+    # reachable by every client.
+    mkdir -p "$dir/munge"
+    chmod 0755 "$dir" "$dir/munge"
+    dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
+    chmod 0400 "$dir/munge/munge.key"
+    run munged munged -F -f -S "$dir/munge/munge.socket" --key-file "$dir/munge/munge.key" \
+        --pid-file "$dir/munge/munged.pid" --log-file "$dir/log/munged.log" \
+        --seed-file "$dir/munge/munged.seed"
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -S $dir/munge/munge.socket ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+nodes_idle() {
+    local states
+    states=$(sinfo -h -N -o '%N %T' 2>/dev/null | sort -u) || return 1
+    [[ $(grep -c ' idle$' <<<"$states") == "${#nodes[@]}" ]]
+}
+
+start_cluster() {
+    local cmd
+    for cmd in slurmctld slurmd munged sinfo; do
+        command -v "$cmd" >/dev/null || die "$cmd is not installed"
+    done
+    ((EUID == 0)) || die "needs root (SlurmUser=root)"
+    mkdir -p "$dir/log" "$dir/ctld"
+    local n
+    for n in "${nodes[@]}"; do mkdir -p "$dir/spool/$n"; done
+    : >"$dir/pids"
+
+    # shellcheck source=scripts/lib/ports.sh
+    source "$repo/scripts/lib/ports.sh" # pick_port
+    local ports=() i
+    for ((i = 0; i <= ${#nodes[@]}; i++)); do
+        ports+=("$(pick_port)")
+        chosen+=("${ports[-1]}")
+    done
+    write_config "$(hostname -s)" "${ports[@]}"
+    export SLURM_CONF=$dir/slurm.conf
+
+    start_munged || {
+        show_logs
+        stop_cluster
+        die "munged did not start"
+    }
+    run slurmctld slurmctld -D -i
+    for n in "${nodes[@]}"; do run "slurmd-$n" slurmd -D -N "$n"; done
+    for ((i = 0; i < 600; i++)); do
+        nodes_idle && return 0
+        sleep 0.1
+    done
+    sinfo -N >&2 || true
+    show_logs
+    stop_cluster
+    die "the nodes were not idle after 60 s"
+}
+
+(($# == 2)) || {
+    usage >&2
+    exit 2
+}
+case "$1" in
+-h | --help)
+    usage
+    exit 0
+    ;;
+esac
+dir=$(readlink -f "$2")
+repo=$(dirname "$(dirname "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")")")
+case "$1" in
+start) start_cluster ;;
+stop) stop_cluster ;;
+*)
+    usage >&2
+    exit 2
+    ;;
+esac
