@@ -2,8 +2,9 @@
 # A throwaway three-node Slurm cluster on this machine, for the Slurm test
 # (tests/e2e/slurm_test.cpp): munged, slurmctld and three slurmd (n1, n2, n3,
 # Debian builds Slurm with multiple-slurmd support), all on 127.0.0.1, on free
-# ports, with every file they write (config, key, state, spool, logs, PIDs)
-# under DIR. Needs root (SlurmUser=root) and Debian's slurm-wlm and munge.
+# ports, with every file they write (config, key, state, logs, PIDs) under
+# DIR, but for their sockets and spool, in a short directory under /tmp.
+# Needs root (SlurmUser=root) and Debian's slurm-wlm and munge.
 set -euo pipefail
 
 usage() {
@@ -18,7 +19,9 @@ stops what it started and exits 1. Clients then need SLURM_CONF=DIR/slurm.conf.
 
 stop: cancels the jobs still there, then stops every daemon listed in
 DIR/pids and the job step daemons (slurmstepd) of the nodes, with what they
-run (SIGTERM, then SIGKILL after 10 s). DIR itself is the caller's to remove.
+run (SIGTERM, then SIGKILL after 10 s), and removes the directory of their
+UNIX sockets (/tmp/zfarm-slurm.*: a socket's path holds at most 108 bytes).
+DIR itself is the caller's to remove.
 
 Each node declares 4 CPUs whatever this machine has (SlurmdParameters=
 config_overrides). Jobs tell the nodes apart by $SLURMD_NODENAME; MinJobAge=5,
@@ -82,6 +85,15 @@ stop_cluster() {
     kill -KILL "${pids[@]}" 2>/dev/null || true
 }
 
+# stop, then remove the sockets' directory.
+stop_and_clean() {
+    stop_cluster
+    if [[ -f $dir/run-dir ]]; then
+        rm -rf "$(cat "$dir/run-dir")"
+        rm -f "$dir/run-dir"
+    fi
+}
+
 # run NAME CMD...: CMD in the background, its output in DIR/log/NAME.out and
 # its PID in DIR/pids.
 run() {
@@ -110,12 +122,12 @@ SlurmctldPort=$ctld_port
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$dir/munge/munge.socket
+AuthInfo=socket=$run_dir/munge.socket
 CredType=cred/munge
 StateSaveLocation=$dir/ctld
-SlurmdSpoolDir=$dir/spool/%n
+SlurmdSpoolDir=$run_dir/spool/%n
 SlurmctldPidFile=$dir/slurmctld.pid
-SlurmdPidFile=$dir/spool/slurmd-%n.pid
+SlurmdPidFile=$dir/slurmd-%n.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd-%n.log
 # No systemd, no cgroups: processes are tracked through /proc.
@@ -154,18 +166,17 @@ EOF
 }
 
 start_munged() {
-    # munged checks that its key is private and its socket directory
-    # reachable by every client.
+    # munged wants its key private, and its socket in a directory every
+    # client can reach (each directory above it world-executable).
     mkdir -p "$dir/munge"
-    chmod 0755 "$dir" "$dir/munge"
     dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
     chmod 0400 "$dir/munge/munge.key"
-    run munged munged -F -f -S "$dir/munge/munge.socket" --key-file "$dir/munge/munge.key" \
+    run munged munged -F -f -S "$run_dir/munge.socket" --key-file "$dir/munge/munge.key" \
         --pid-file "$dir/munge/munged.pid" --log-file "$dir/log/munged.log" \
         --seed-file "$dir/munge/munged.seed"
     local i
     for ((i = 0; i < 100; i++)); do
-        [[ -S $dir/munge/munge.socket ]] && return 0
+        [[ -S $run_dir/munge.socket ]] && return 0
         sleep 0.1
     done
     return 1
@@ -184,9 +195,16 @@ start_cluster() {
     done
     ((EUID == 0)) || die "needs root (SlurmUser=root)"
     mkdir -p "$dir/log" "$dir/ctld"
-    local n
-    for n in "${nodes[@]}"; do mkdir -p "$dir/spool/$n"; done
     : >"$dir/pids"
+    # The UNIX sockets (munged's, and the step daemons' in the spool
+    # directories) take paths of at most 108 bytes: they go to a short
+    # directory of their own, which every client can reach, named in
+    # DIR/run-dir.
+    run_dir=$(mktemp -d /tmp/zfarm-slurm.XXXXXX)
+    echo "$run_dir" >"$dir/run-dir"
+    chmod 0755 "$run_dir"
+    local n
+    for n in "${nodes[@]}"; do mkdir -p "$run_dir/spool/$n"; done
 
     # shellcheck source=scripts/lib/ports.sh
     source "$repo/scripts/lib/ports.sh" # pick_port
@@ -195,14 +213,13 @@ start_cluster() {
         ports+=("$(pick_port)")
         chosen+=("${ports[-1]}")
     done
-    write_config "$(hostname -s)" "${ports[@]}"
-    export SLURM_CONF=$dir/slurm.conf
-
     start_munged || {
         show_logs
-        stop_cluster
+        stop_and_clean
         die "munged did not start"
     }
+    write_config "$(hostname -s)" "${ports[@]}"
+    export SLURM_CONF=$dir/slurm.conf
     run slurmctld slurmctld -D -i
     for n in "${nodes[@]}"; do run "slurmd-$n" slurmd -D -N "$n"; done
     for ((i = 0; i < 600; i++)); do
@@ -211,7 +228,7 @@ start_cluster() {
     done
     sinfo -N >&2 || true
     show_logs
-    stop_cluster
+    stop_and_clean
     die "the nodes were not idle after 60 s"
 }
 
@@ -229,7 +246,7 @@ dir=$(readlink -f "$2")
 repo=$(dirname "$(dirname "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")")")
 case "$1" in
 start) start_cluster ;;
-stop) stop_cluster ;;
+stop) stop_and_clean ;;
 *)
     usage >&2
     exit 2
