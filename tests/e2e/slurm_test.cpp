@@ -27,7 +27,7 @@ const std::filesystem::path k_source_dir = ZFARM_SOURCE_DIR;
 const std::filesystem::path k_cluster_script = k_source_dir / "tests/support/slurm-cluster.sh";
 const std::filesystem::path k_sbatch_script = k_source_dir / "scripts/slurm/zfarm.sbatch";
 // A job of a few seconds, with sbatch --wait's polling and a job's start.
-constexpr auto k_job_timeout = std::chrono::seconds(120);
+constexpr auto k_job_timeout = std::chrono::seconds(80);
 
 // Why this machine cannot run the cluster, or "".
 std::string missing_prerequisite() {
@@ -48,7 +48,7 @@ class slurm_cluster {
         std::filesystem::create_directories(dir_);
         child_process start("/usr/bin/bash", {k_cluster_script.string(), "start", dir_.string()},
                             dir_.parent_path(), "cluster-start");
-        started_ = start.wait_for_exit(std::chrono::seconds(90)) == 0;
+        started_ = start.wait_for_exit(std::chrono::seconds(75)) == 0;
         if (!started_) error_ = start.stderr_text();
     }
     ~slurm_cluster() {
@@ -78,19 +78,24 @@ class slurm_cluster {
     std::string error_;
 };
 
-// Processes running one of this build's zfarm programs (not this test).
-std::set<pid_t> our_programs() {
+// Processes running one of this build's zfarm programs in a job of the
+// cluster whose configuration is `conf` (jobs inherit the submitter's
+// SLURM_CONF), so that tests running beside this one do not count.
+std::set<pid_t> programs_of_jobs(const std::filesystem::path& conf) {
     std::set<pid_t> out;
     const auto bin = std::filesystem::canonical(bin_dir());
+    const std::string mark = "SLURM_CONF=" + conf.string();
     for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
         const std::string name = entry.path().filename().string();
         if (name.find_first_not_of("0123456789") != std::string::npos) continue;
         std::error_code ec;
         const auto exe = std::filesystem::read_symlink(entry.path() / "exe", ec);
-        const auto pid = static_cast<pid_t>(std::stol(name));
-        if (!ec && exe.parent_path() == bin && exe.filename().string().starts_with("zfarm-") &&
-            pid != ::getpid())
-            out.insert(pid);
+        if (ec || exe.parent_path() != bin || !exe.filename().string().starts_with("zfarm-"))
+            continue;
+        // NUL-separated NAME=VALUE strings
+        const std::string env = '\0' + read_file(entry.path() / "environ");
+        if (env.find('\0' + mark + '\0') != std::string::npos)
+            out.insert(static_cast<pid_t>(std::stol(name)));
     }
     return out;
 }
@@ -131,10 +136,11 @@ class Slurm : public ::testing::Test {
                                                                                      : "";
     }
 
-    // Every zfarm program the job started has exited.
+    // Every zfarm program the jobs started has exited.
     void expect_nothing_left() {
-        EXPECT_TRUE(wait_until([] { return our_programs().empty(); }, k_start_timeout))
-            << our_programs().size() << " zfarm program(s) still running after the job";
+        const auto conf = cluster_->conf();
+        EXPECT_TRUE(wait_until([&] { return programs_of_jobs(conf).empty(); }, k_start_timeout))
+            << programs_of_jobs(conf).size() << " zfarm program(s) still running after the job";
     }
 
     temp_dir dir;
@@ -200,6 +206,11 @@ TEST_F(Slurm, WorkersLeaveBeforeTheWalltimeAndAResumeFinishesTheJob) {
     // 40 s before the 60 s limit, so at most about 20 s of it runs.
     auto& first = submit({"-N", "3", "--time=1", "-o", "first.out"}, workload,
                          {"ZFARM_THREADS=1", "ZFARM_LEAVE_MARGIN=40", "ZFARM_LEAVE_GRACE=5"});
+    // The sink, the ventilator and a worker per node (which shows that
+    // expect_nothing_left() sees them).
+    EXPECT_TRUE(
+        wait_until([&] { return programs_of_jobs(cluster_->conf()).size() == 5; }, k_start_timeout))
+        << programs_of_jobs(cluster_->conf()).size() << " programs";
     ASSERT_EQ(first.wait_for_exit(k_job_timeout), 1)
         << first.stderr_text() << read_file(submit_dir() / "first.out") << cluster_->logs();
     const auto id = job_id(first);
