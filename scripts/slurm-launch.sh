@@ -128,4 +128,4 @@ if ((${#worker_args[@]})); then
     export ZFARM_WORKER_ARGS="${ZFARM_WORKER_ARGS:+$ZFARM_WORKER_ARGS }${worker_args[*]}"
 fi
 
-sbatch "${sbatch_args[@]}" "$repo/scripts/slurm/zfarm.sbatch" "${vent_args[@]}"
+exec sbatch "${sbatch_args[@]}" "$repo/scripts/slurm/zfarm.sbatch" "${vent_args[@]}"

@@ -36,12 +36,21 @@ die() {
 
 readonly nodes=(n1 n2 n3)
 
+# True while process PID runs: a zombie does not (the daemons are orphans
+# once start returns, and PID 1 may never reap them).
+running() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) } # after "PID (COMM) "
+    [[ ${stat%% *} != Z ]]
+}
+
 # The PIDs of DIR/pids whose process still runs.
 live_pids() {
     local pid
     [[ -f $dir/pids ]] || return 0
     while read -r pid; do
-        kill -0 "$pid" 2>/dev/null && echo "$pid"
+        running "$pid" && echo "$pid"
     done <"$dir/pids"
 }
 
@@ -50,6 +59,7 @@ live_pids() {
 step_daemons() {
     local pid fd
     for pid in $(pgrep -x slurmstepd || true); do
+        running "$pid" || continue
         for fd in /proc/"$pid"/fd/*; do
             if [[ $(readlink "$fd" 2>/dev/null) == "$dir"/* ]]; then
                 tree "$pid"
@@ -68,9 +78,15 @@ tree() {
 
 stop_cluster() {
     local pids i
-    # Jobs first, so that nothing is left running under a step daemon.
-    if [[ -f $dir/slurm.conf ]] && live_pids | grep -q .; then
-        SLURM_CONF=$dir/slurm.conf timeout 10 scancel --full --user=root 2>/dev/null || true
+    # Jobs first, so that nothing is left running under a step daemon: Slurm
+    # signals their processes, and SIGKILLs them KillWait (5 s) later.
+    if [[ -f $dir/slurm.conf && -n $(live_pids) ]]; then
+        export SLURM_CONF=$dir/slurm.conf
+        timeout 10 scancel --full --user=root 2>/dev/null || true
+        for ((i = 0; i < 150; i++)); do
+            [[ -z $(timeout 10 squeue -h -o %i 2>/dev/null) ]] && break
+            sleep 0.1
+        done
     fi
     # shellcheck disable=SC2207 # a list of numbers
     pids=($(live_pids) $(step_daemons))
