@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <deque>
 #include <optional>
 #include <regex>
@@ -197,15 +198,18 @@ TEST_F(Slurm, LaunchScriptSubmitsThisBuildsProgramsAndWaitsForTheJob) {
 // "Nothing lost", precisely: the first run ends on its own before its
 // walltime (Slurm killed nothing); every worker left with BYE and exit 0;
 // each task a worker reports completing is in the results file exactly once,
-// ok, and the ventilator counts the same; the rest were handed back, not
-// recorded; and the same job resubmitted with --resume records exactly the
-// missing ones, so that every task is then recorded once.
+// ok, and the ventilator counts the same; every other task it sent was
+// handed back in a BYE (sent = recorded + handed back, none in between);
+// and the same job resubmitted with --resume records exactly the missing
+// ones, so that every task is then recorded once.
 TEST_F(Slurm, WorkersLeaveBeforeTheWalltimeAndAResumeFinishesTheJob) {
     const std::vector<std::string> workload{"--sleep", "30", "--ms", "3000", "--job", "short"};
     // Three workers of one thread need 30 s for it; they stop taking tasks
-    // 40 s before the 60 s limit, so at most about 20 s of it runs.
+    // 40 s before the 60 s limit, so at most about 20 s of it runs. Each
+    // holds two tasks queued besides its running one, to hand back.
     auto& first = submit({"-N", "3", "--time=1", "-o", "first.out"}, workload,
-                         {"ZFARM_THREADS=1", "ZFARM_LEAVE_MARGIN=40", "ZFARM_LEAVE_GRACE=5"});
+                         {"ZFARM_THREADS=1", "ZFARM_WORKER_ARGS=--prefetch 2",
+                          "ZFARM_LEAVE_MARGIN=40", "ZFARM_LEAVE_GRACE=5"});
     // The sink, the ventilator and a worker per node (which shows that
     // expect_nothing_left() sees them).
     EXPECT_TRUE(
@@ -242,10 +246,23 @@ TEST_F(Slurm, WorkersLeaveBeforeTheWalltimeAndAResumeFinishesTheJob) {
         completed += std::stoul(m[1].str());
     }
     EXPECT_EQ(completed, recorded.size());
+    // The ventilator: "worker W gone: N task(s) of job short sent again" for
+    // each BYE, then "interrupted: RECORDED of SENT sent task(s) recorded".
     const auto vent_log = read_file(logs / "ventilator.log");
-    EXPECT_NE(vent_log.find("interrupted: " + std::to_string(recorded.size()) + " of "),
-              std::string::npos)
+    std::size_t handed_back = 0;
+    const std::regex gone("gone: ([0-9]+) task\\(s\\) of job short sent again");
+    for (auto it = std::sregex_iterator(vent_log.begin(), vent_log.end(), gone);
+         it != std::sregex_iterator(); ++it)
+        handed_back += std::stoul((*it)[1].str());
+    std::smatch m;
+    ASSERT_TRUE(
+        std::regex_search(vent_log, m, std::regex("interrupted: ([0-9]+) of ([0-9]+) sent")))
         << vent_log;
+    EXPECT_EQ(std::stoul(m[1].str()), recorded.size()) << vent_log;
+    EXPECT_GT(handed_back, 0u) << vent_log;
+    EXPECT_EQ(std::stoul(m[2].str()), recorded.size() + handed_back) << vent_log;
+    std::printf("[slurm] cut short before the walltime: %zu of 30 recorded, %zu handed back\n",
+                recorded.size(), handed_back);
     expect_nothing_left();
 
     std::vector<std::string> again{"--resume"};
