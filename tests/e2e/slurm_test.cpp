@@ -101,6 +101,32 @@ std::set<pid_t> programs_of_jobs(const std::filesystem::path& conf) {
     return out;
 }
 
+// bash SCRIPT ARGS..., outside any Slurm job; returns its exit code.
+int run_script(const temp_dir& dir, const std::string& script, const std::vector<std::string>& args,
+               std::string& err) {
+    std::vector<std::string> argv{"-u", "SLURM_JOB_ID", "bash", (k_source_dir / script).string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    child_process p("/usr/bin/env", argv, dir.path(), "script");
+    const auto code = p.wait_for_exit(k_exit_timeout);
+    err = p.stdout_text() + p.stderr_text();
+    return code.value_or(-1);
+}
+
+// Needs no cluster: the scripts' --help, and their usage errors.
+TEST(SlurmScripts, SayHowToUseThemAndRefuseBadUsage) {
+    temp_dir dir;
+    std::string out;
+    EXPECT_EQ(run_script(dir, "scripts/slurm/zfarm.sbatch", {"--help"}, out), 0);
+    EXPECT_NE(out.find("Usage: sbatch"), std::string::npos) << out;
+    EXPECT_NE(out.find("ZFARM_LEAVE_MARGIN"), std::string::npos) << out;
+    EXPECT_EQ(run_script(dir, "scripts/slurm/zfarm.sbatch", {"--demo", "3"}, out), 2);
+    EXPECT_NE(out.find("submit me with sbatch"), std::string::npos) << out;
+    EXPECT_EQ(run_script(dir, "scripts/slurm-launch.sh", {"--help"}, out), 0);
+    EXPECT_NE(out.find("Usage: scripts/slurm-launch.sh"), std::string::npos) << out;
+    EXPECT_EQ(run_script(dir, "scripts/slurm-launch.sh", {"--threads", "0"}, out), 2);
+    EXPECT_NE(out.find("--threads takes a positive number"), std::string::npos) << out;
+}
+
 class Slurm : public ::testing::Test {
   protected:
     void SetUp() override {
