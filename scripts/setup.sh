@@ -42,7 +42,9 @@ EOF
 # benchmarks. python3-zmq, python3-msgpack: the Python worker
 # (examples/python/worker.py) and its end-to-end test. tmux: scripts/tmux.sh
 # and its test; openssh-client: scripts/ssh-launch.sh; openssh-server: the
-# sshd its test starts on a loopback port.
+# sshd its test starts on a loopback port. slurm-wlm (slurmctld, slurmd,
+# slurm-client) and munge: the Slurm test runs scripts/slurm/zfarm.sbatch on
+# a three-node cluster of its own (tests/support/slurm-cluster.sh).
 readonly packages=(
     cmake g++ make pkg-config git iproute2 iptables ccache libnetfilter-queue-dev
     libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
@@ -51,6 +53,7 @@ readonly packages=(
     clang-format shellcheck
     libbenchmark-dev parallel clang time
     tmux openssh-client openssh-server
+    slurm-wlm slurmctld slurmd slurm-client munge
 )
 
 die() {

@@ -1,6 +1,10 @@
 #include "worker_program.hpp"
 
+#include <charconv>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
@@ -12,6 +16,26 @@
 #include "zfarm/worker.hpp"
 
 namespace zfarm {
+namespace {
+
+// --leave-at's value: Unix seconds, or +SECONDS from now (decimals allowed),
+// up to 4e9 (year 2096: far from overflowing the clock's nanoseconds).
+std::optional<std::chrono::system_clock::time_point> parse_leave_at(const std::string& text) {
+    const bool relative = !text.empty() && text[0] == '+';
+    const char* first = text.data() + (relative ? 1 : 0);
+    const char* last = text.data() + text.size();
+    double seconds = 0;
+    const auto [end, ec] = std::from_chars(first, last, seconds, std::chars_format::fixed);
+    if (first == last || ec != std::errc{} || end != last || !std::isfinite(seconds) ||
+        seconds < 0 || seconds > 4e9)
+        return std::nullopt;
+    const auto offset = std::chrono::round<std::chrono::system_clock::duration>(
+        std::chrono::duration<double>(seconds));
+    return (relative ? std::chrono::system_clock::now() : std::chrono::system_clock::time_point{}) +
+           offset;
+}
+
+}  // namespace
 
 int worker_program(int argc, char** argv, const std::string& program,
                    const std::function<void(worker&)>& add_kinds) {
@@ -49,6 +73,16 @@ int worker_program(int argc, char** argv, const std::string& program,
                  "Exit once the sink reports every open job done");
     curve_flags curve;
     add_curve_flags(app, curve, curve_program::worker);
+    std::string leave_at;
+    double leave_grace = 30;
+    app.add_option("--leave-at", leave_at,
+                   "Leave at this time, Unix seconds or +SECONDS from now (e.g. before a batch "
+                   "allocation ends): take no new task and hand the queued ones back; after "
+                   "--leave-grace, abandon the running ones and hand them back too; then exit 0");
+    app.add_option("--leave-grace", leave_grace,
+                   "Seconds the running tasks may take to finish after --leave-at")
+        ->check(CLI::Range(0.0, 86400.0))
+        ->capture_default_str();
     if (auto rc = parse_command_line(app, argc, argv)) return *rc;
     auto security = load_curve_flags(curve, curve_program::worker);
     if (!security) return usage_error(app.get_name(), security.error());
@@ -71,6 +105,14 @@ int worker_program(int argc, char** argv, const std::string& program,
         return usage_error(app.get_name(), "--tasks or --credit is required without --connect");
     if (opt.identity.size() > 255)  // a ZeroMQ routing id holds at most 255 bytes
         return usage_error(app.get_name(), "--id is longer than 255 bytes");
+    if (!leave_at.empty()) {
+        opt.leave_at = parse_leave_at(leave_at);
+        if (!opt.leave_at)
+            return usage_error(app.get_name(),
+                               "--leave-at takes Unix seconds or +SECONDS, not '" + leave_at + "'");
+    }
+    opt.leave_grace =
+        std::chrono::round<std::chrono::milliseconds>(std::chrono::duration<double>(leave_grace));
     for (const auto* ep : {&opt.tasks_endpoint, &opt.credit_endpoint, &opt.results_endpoint,
                            &opt.control_endpoint}) {
         if (ep->empty()) continue;
@@ -91,6 +133,12 @@ int worker_program(int argc, char** argv, const std::string& program,
             "--max-output {} lets an exec result outgrow a {}-byte frame; a sink with that "
             "--max-message would drop it",
             opt.max_output, opt.transport.max_message);
+    if (opt.leave_at) {
+        const auto in =
+            std::chrono::duration<double>(*opt.leave_at - std::chrono::system_clock::now());
+        spdlog::info("leaving in {:.1f} s (--leave-at), abandoning running tasks {:.1f} s later",
+                     std::max(in.count(), 0.0), leave_grace);
+    }
     zfarm::worker w(std::move(opt));
     if (add_kinds) add_kinds(w);
     auto outcome = w.run();

@@ -81,6 +81,8 @@ class worker::impl {
         return std::max(stop_.load(std::memory_order_relaxed),
                         opt_.observe_stop_signals ? stop_requests() : 0);
     }
+    // What leave_at asks for now: 0 nothing yet, 1 drain, 2 abandon.
+    int leave_level() const;
     unsigned capacity() const;
     // HELLO, HEARTBEAT, BYE: after the results batched before them.
     void send(zmq::socket_t& results, const proto::message& m);
@@ -132,6 +134,12 @@ class worker::impl {
     bool abandoning_ = false;
     std::deque<std::string> cancelled_jobs_;
 };
+
+int worker::impl::leave_level() const {
+    if (!opt_.leave_at) return 0;
+    const auto now = std::chrono::system_clock::now();
+    return now >= *opt_.leave_at + opt_.leave_grace ? 2 : now >= *opt_.leave_at ? 1 : 0;
+}
 
 unsigned worker::impl::capacity() const {
     const unsigned threads = std::max(1u, opt_.threads);
@@ -396,7 +404,7 @@ expected<worker_summary, worker_error> worker::impl::run() {
         bool untrusted = false;
         std::size_t hung = 0;  // abandoned handlers still running when it left
         for (;;) {
-            const int level = stop_level();
+            const int level = std::max(stop_level(), leave_level());
             const bool draining = level >= 1 || done_seen_ || untrusted;
             if (draining && !draining_) {
                 // Run only what has started; hand the queued tasks back

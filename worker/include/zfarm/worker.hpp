@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -105,6 +106,12 @@ struct worker_options {
     // Bytes of an exec command's stdout, and of its stderr, kept in its
     // result; what it writes beyond is read, counted and dropped.
     std::uint64_t max_output = k_default_max_output;
+    // Leave at this wall-clock time (e.g. before a batch allocation ends): then
+    // act as on a first stop() (take no new task, hand the queued ones back),
+    // and leave_grace later as on a second (abandon the running ones and hand
+    // them back too); run() then returns normally, after BYE (PROTOCOL.md 9.3).
+    std::optional<std::chrono::system_clock::time_point> leave_at;
+    std::chrono::milliseconds leave_grace{30000};
     // Also stop when zfarm::install_stop_handlers() saw SIGINT/SIGTERM (the
     // zfarm-worker program sets this; an embedding app calls stop() instead).
     bool observe_stop_signals = false;
