@@ -21,7 +21,10 @@ benchmarks) and runs:
          bench/baselines/joinable_queue.py: the seed's washer and dryers on
          a multiprocessing.JoinableQueue (2 dryers; JQ_TASKS tasks, it is
          slow). zfarm's rate is TASKS / (end of the last task - start of
-         the first), from the results' start and ms fields.
+         the first), from the results' start and ms fields. zfarm runs
+         again with CURVE on every socket (keys from zfarm-keygen; sink and
+         ventilator share one pair): the "curve" rates and their ratio to
+         the same mode without it.
   micro  the Google Benchmark micro-benchmarks (bench/micro_bench.cpp):
          codec, ledger, dedupe set, result writer; their JSON report goes
          to bench/results/micro.json.
@@ -174,7 +177,7 @@ if [[ -z $bin ]]; then
         -DZFARM_BUILD_TESTS=OFF -DZFARM_BUILD_BENCHMARKS=ON "${launcher[@]}" \
         >"$work/build.log" 2>&1 ||
         ! timeout 1800 cmake --build "$repo/build-bench" -j "$jobs" --target zfarm-sink \
-            zfarm-worker zfarm-ventilator zfarm-bench-relay >>"$work/build.log" 2>&1; then
+            zfarm-worker zfarm-ventilator zfarm-keygen zfarm-bench-relay >>"$work/build.log" 2>&1; then
         tail -n 30 "$work/build.log" >&2
         die "the build failed; log above"
     fi
@@ -224,8 +227,18 @@ throughput_run() {
     mkdir -p "$dir"
     case $what in
     zfarm-*)
-        if start_pipeline "$bin" "$dir" 2 -- --dispatch "${what#zfarm-}" \
-            --echo "$echo_tasks" && finish_pipeline 600; then
+        local mode=${what#zfarm-} sink_extra=() vent_extra=()
+        worker_args=()
+        if [[ $mode == *-curve ]]; then
+            mode=${mode%-curve}
+            curve_keys
+            sink_extra=(--curve-secret "$keys/head.key" --allow "$keys/allow")
+            vent_extra=(--curve-secret "$keys/head.key" --allow "$keys/allow"
+                --curve-server-key "$keys/head.pub")
+            worker_args=(--curve-secret "$keys/worker.key" --curve-server-key "$keys/head.pub")
+        fi
+        if start_pipeline "$bin" "$dir" 2 "${sink_extra[@]}" -- --dispatch "$mode" \
+            "${vent_extra[@]}" --echo "$echo_tasks" && finish_pipeline 600; then
             read -r n rate < <(awk '
                 {
                     ms = 0; st = 0
@@ -267,9 +280,21 @@ throughput_run() {
     tput[$what]+=" $rate"
 }
 
+# curve_keys: once, a key pair for the sink and ventilator (head), one for
+# the workers, and the allow-list of both, under $keys.
+curve_keys() {
+    keys=$work/keys
+    [[ -f $keys/head.key ]] && return
+    mkdir -p "$keys/allow"
+    "$bin/zfarm-keygen" "$keys/head" >/dev/null
+    "$bin/zfarm-keygen" "$keys/worker" >/dev/null
+    cp "$keys/head.pub" "$keys/worker.pub" "$keys/allow/"
+}
+
 if wanted throughput; then
     declare -A tput med
-    runs=(zfarm-push zfarm-credit relay1-tcp relay2-tcp relay1-ipc relay2-ipc guide jq)
+    runs=(zfarm-push zfarm-credit zfarm-push-curve zfarm-credit-curve
+        relay1-tcp relay2-tcp relay1-ipc relay2-ipc guide jq)
     for ((rep = 1; rep <= reps; rep++)); do
         for what in "${runs[@]}"; do throughput_run "$what" "$rep"; done
     done
@@ -290,6 +315,11 @@ if wanted throughput; then
             line+=" $key=$r"
             pairs+="\"$key\": $(json_num "$r"), "
         done
+    done
+    for mode in push credit; do
+        r=$(ratio "${med[zfarm-$mode-curve]}" "${med[zfarm-$mode]}")
+        line+=" ${mode}_curve_vs_${mode}=$r"
+        pairs+="\"${mode}_curve_vs_${mode}\": $(json_num "$r"), "
     done
     echo "$line n=$reps"
     cat >"$results_dir/throughput.json" <<EOF

@@ -580,17 +580,20 @@ expected<std::size_t, std::string> dispatcher::fill_batch(std::size_t limit) {
     batch_new_ = 0;
     while (batch_.count() < limit) {
         if (!resend_.empty()) {
+            // A task sent again goes alone: it was on a worker that died or
+            // hung, maybe because of it, and a batch would give all its
+            // companions the same fate, and an attempt each, every time.
             const std::uint64_t id = resend_.front();
             const ledger_entry* e = ledger_.find(id);
             if (!e) {  // acknowledged meanwhile
                 resend_.pop_front();
                 continue;
             }
-            if (batch_.full_for(e->payload.size())) break;
+            if (!batch_.empty()) break;
             resend_.pop_front();
             batch_.add_task(opt_.job, id, e->attempt, e->kind, e->payload, opt_.task_timeout_ms);
             batch_resends_.push_back(id);
-            continue;
+            break;
         }
         if (!halt_.may_send_new() || window_full(batch_new_)) break;
         if (batch_new_ == pending_.size()) {

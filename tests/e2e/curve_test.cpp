@@ -275,6 +275,33 @@ TEST_P(CurvePipeline, GarbageOnEveryBoundPortNeverGetsPastTheHandshake) {
         EXPECT_FALSE(contains(p->stderr_text(), "dropped a bad frame")) << p->name();
 }
 
+// A worker the sink or the ventilator refuses says why and exits 2 rather
+// than waiting silently (libzmq does not retry a refused handshake, and a
+// blocking send to a sink that refused us would wait forever).
+TEST_P(CurvePipeline, RefusedWorkersSayWhyAndExit2) {
+    farm.start_sink(c.sink_args({"--once"}));
+    farm.start_ventilator(c.ventilator_args({"--sleep", "5", "--ms", "1", "--job", "refused"}));
+    auto& unknown = farm.start_worker(client_flags(c.rogue_keys, c.sink_keys, &c.ventilator_keys) +
+                                      std::vector<std::string>{"--id", "rogue-unknown-key"});
+    auto& no_key = farm.start_worker({"--id", "rogue-no-key"});
+    auto& misled = farm.start_worker(client_flags(c.worker_keys, c.rogue_keys, &c.rogue_keys) +
+                                     std::vector<std::string>{"--id", "rogue-wrong-server-key"});
+    for (auto* w : {&unknown, &no_key, &misled})
+        EXPECT_EQ(w->wait_for_exit(k_exit_timeout), 2) << w->name() << ": " << w->stderr_text();
+    EXPECT_TRUE(contains(unknown.stderr_text(), "refused this worker's key"))
+        << unknown.stderr_text();
+    EXPECT_TRUE(contains(unknown.stderr_text(), "--allow list"));
+    EXPECT_TRUE(contains(no_key.stderr_text(), "mechanism mismatch): do both ends use CURVE?"))
+        << no_key.stderr_text();
+    EXPECT_TRUE(contains(misled.stderr_text(), "is the server key this worker was given the"))
+        << misled.stderr_text();
+    // A worker with the right keys still does the job.
+    auto& legit = farm.start_worker(c.worker_args({"--id", "legit", "--exit-when-done"}));
+    ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 0);
+    EXPECT_EQ(legit.wait_for_exit(k_exit_timeout), 0);
+    EXPECT_EQ(workers_of(read_results(farm.output())), std::set<std::string>{"legit"});
+}
+
 INSTANTIATE_TEST_SUITE_P(BothDispatchModes, CurvePipeline, ::testing::Values("push", "credit"),
                          [](const auto& mode) { return mode.param; });
 

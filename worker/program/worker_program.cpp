@@ -146,6 +146,7 @@ int worker_program(int argc, char** argv, const std::string& program,
         spdlog::error("{}", outcome.error().message);
         switch (outcome.error().code) {
             case worker_errc::bad_options:
+            case worker_errc::refused:
                 return k_exit_usage;
             case worker_errc::hung_handlers:
                 return k_exit_hung_handlers;

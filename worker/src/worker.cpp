@@ -86,6 +86,27 @@ class worker::impl {
     unsigned capacity() const;
     // HELLO, HEARTBEAT, BYE: after the results batched before them.
     void send(zmq::socket_t& results, const proto::message& m);
+    // Sends a frame on results, waiting while its queue is full (the sink is
+    // slow or away), but not forever once a peer refused our handshake:
+    // that throws refused_error.
+    void send_results(zmq::socket_t& results, std::string_view frame);
+    struct refused_error {};
+    // Handshake failures seen by a socket monitor: a refusal ends the worker
+    // with a reason naming what to check, instead of waiting silently.
+    struct watched {
+        zmq::socket_t* monitor;
+        const char* peer;
+        const std::string* endpoint;
+        bool succeeded = false;  // a handshake on this socket ever did
+        int closed_in_handshake = 0;
+    };
+    void watch_handshakes(watched& w);
+    // Notes a monitor event; true when it was a failed handshake that ends
+    // the worker (refused_ set).
+    bool note_handshake(const zmq::message_t& ev, watched& w);
+    std::vector<watched> watches_;
+    watched credit_watch_{nullptr, "ventilator", nullptr};
+    std::optional<std::string> refused_;
     // Results leave in batches (PROTOCOL.md 5.15) of what is done now:
     // queued here, sent by flush() before the worker next waits.
     void queue_result(zmq::socket_t& results, const proto::result& r);
@@ -168,7 +189,63 @@ void worker::impl::observe_round_trip(clock::time_point now) {
 void worker::impl::send(zmq::socket_t& results, const proto::message& m) {
     flush(results);
     proto::encode(m, scratch_);
-    results.send(zmq::buffer(scratch_), zmq::send_flags::none);
+    send_results(results, scratch_);
+}
+
+void worker::impl::send_results(zmq::socket_t& results, std::string_view frame) {
+    while (!results.send(zmq::buffer(frame), zmq::send_flags::none)) {  // ZMQ_SNDTIMEO passed
+        for (auto& w : watches_)
+            watch_handshakes(w);
+        if (refused_) throw refused_error{};
+        if (stop_level() >= 2) return;  // leaving now: what is unsent is sent again elsewhere
+    }
+}
+
+void worker::impl::watch_handshakes(watched& w) {
+    zmq::message_t ev, addr;
+    while (w.monitor->recv(ev, zmq::recv_flags::dontwait)) {
+        if (ev.more()) (void)w.monitor->recv(addr, zmq::recv_flags::none);
+        note_handshake(ev, w);
+    }
+}
+
+bool worker::impl::note_handshake(const zmq::message_t& ev, watched& w) {
+    if (ev.size() < 6) return false;
+    std::uint16_t event = 0;
+    std::uint32_t value = 0;
+    std::memcpy(&event, ev.data(), 2);
+    std::memcpy(&value, static_cast<const char*>(ev.data()) + 2, 4);
+    const std::string at = std::string("the ") + w.peer + " at " + *w.endpoint;
+    const std::string check_key =
+        std::string("is the server key this worker was given the ") + w.peer + "'s public key?";
+    std::string why;
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        w.succeeded = true;
+        return false;
+    } else if (event == ZMQ_EVENT_DISCONNECTED) {
+        // A CURVE server that cannot read our HELLO (we encrypted it to the
+        // wrong key) just closes: no failure event reaches this side.
+        if (!opt_.curve.on() || w.succeeded || ++w.closed_in_handshake < 3) return false;
+        why = at + " closed the connection during the handshake " +
+              std::to_string(w.closed_in_handshake) + " times: " + check_key;
+    } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+        why = at + " refused this worker's key (ZAP status " + std::to_string(value) +
+              "): is its public key on the " + w.peer + "'s --allow list?";
+    } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+               (opt_.curve.on() || value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)) {
+        // Other failures (a peer gone mid-handshake, garbage) are retried
+        // by libzmq like any broken connection.
+        char code[16];
+        std::snprintf(code, sizeof code, "0x%08x", value);
+        why = "the handshake with " + at.substr(4) + " failed (ZeroMQ protocol error " + code +
+              (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+                   ? ", mechanism mismatch): do both ends use CURVE?"
+                   : "): " + check_key);
+    } else {
+        return false;
+    }
+    if (!refused_) refused_ = std::move(why);
+    return true;
 }
 
 void worker::impl::queue_result(zmq::socket_t& results, const proto::result& r) {
@@ -178,7 +255,7 @@ void worker::impl::queue_result(zmq::socket_t& results, const proto::result& r) 
 
 void worker::impl::flush(zmq::socket_t& results) {
     if (out_.empty()) return;
-    results.send(zmq::buffer(out_.frame()), zmq::send_flags::none);
+    send_results(results, out_.frame());
     out_.clear();
 }
 
@@ -344,6 +421,8 @@ expected<worker_summary, worker_error> worker::impl::run() {
         zmq::socket_t sub(ctx, zmq::socket_type::sub);
         zmq::socket_t done(ctx, zmq::socket_type::pull);
         zmq::socket_t monitor(ctx, zmq::socket_type::pair);
+        zmq::socket_t sink_watch(ctx, zmq::socket_type::pair);
+        zmq::socket_t tasks_watch(ctx, zmq::socket_type::pair);
 
         configure_socket(pull, opt_.transport, true);
         pull.set(zmq::sockopt::rcvhwm, 64);
@@ -352,6 +431,8 @@ expected<worker_summary, worker_error> worker::impl::run() {
         dealer.set(zmq::sockopt::immediate, 1);  // never queue credit for a peer not yet there
         configure_socket(results, opt_.transport, false);
         results.set(zmq::sockopt::sndhwm, 100000);
+        // A full queue is waited for a second at a time, to notice a refusal.
+        results.set(zmq::sockopt::sndtimeo, 1000);
         configure_socket(sub, opt_.transport, true);
         sub.set(zmq::sockopt::subscribe, proto::k_topic_done);
         sub.set(zmq::sockopt::subscribe, proto::k_topic_stop);
@@ -364,11 +445,27 @@ expected<worker_summary, worker_error> worker::impl::run() {
         const std::string done_ep = "inproc://zfarm-worker-done-" + tag;
         const std::string monitor_ep = "inproc://zfarm-worker-monitor-" + tag;
         done.bind(done_ep);
+        constexpr int k_handshake_failed =
+            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
         if (!opt_.credit_endpoint.empty()) {
             if (zmq_socket_monitor(dealer.handle(), monitor_ep.c_str(),
-                                   ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0)
+                                   ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                                       k_handshake_failed) != 0)
                 return fail(worker_errc::socket_error, "cannot monitor the credit socket");
             monitor.connect(monitor_ep);
+            credit_watch_.endpoint = &opt_.credit_endpoint;
+        }
+        for (auto [sock, watch, name, peer, ep] :
+             {std::tuple{&results, &sink_watch, "sink", "sink", &opt_.results_endpoint},
+              std::tuple{&pull, &tasks_watch, "tasks", "ventilator", &opt_.tasks_endpoint}}) {
+            if (ep->empty()) continue;
+            const std::string watch_ep = "inproc://zfarm-worker-" + std::string(name) + "-" + tag;
+            if (zmq_socket_monitor(sock->handle(), watch_ep.c_str(),
+                                   k_handshake_failed | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                                       ZMQ_EVENT_DISCONNECTED) != 0)
+                return fail(worker_errc::socket_error, "cannot monitor a socket");
+            watch->connect(watch_ep);
+            watches_.push_back(watched{watch, peer, ep});
         }
 
         for (auto [sock, ep] :
@@ -454,6 +551,8 @@ expected<worker_summary, worker_error> worker::impl::run() {
                  static_cast<short>(ZMQ_POLLIN | (grant_blocked ? ZMQ_POLLOUT : 0)), 0},
                 {monitor.handle(), 0, ZMQ_POLLIN, 0},
                 {pull.handle(), 0, static_cast<short>(want_push ? ZMQ_POLLIN : 0), 0},
+                {sink_watch.handle(), 0, ZMQ_POLLIN, 0},
+                {tasks_watch.handle(), 0, ZMQ_POLLIN, 0},
             };
             flush(results);  // nothing done waits while we do
             const auto now = clock::now();
@@ -473,6 +572,7 @@ expected<worker_summary, worker_error> worker::impl::run() {
                 zmq::message_t ev, addr;
                 while (monitor.recv(ev, zmq::recv_flags::dontwait)) {
                     if (ev.more()) (void)monitor.recv(addr, zmq::recv_flags::none);
+                    if (note_handshake(ev, credit_watch_)) continue;
                     std::uint16_t event = 0;
                     if (ev.size() >= 2) std::memcpy(&event, ev.data(), 2);
                     credit_outstanding_ = 0;
@@ -501,6 +601,10 @@ expected<worker_summary, worker_error> worker::impl::run() {
                     take_tasks(m, origin::push, "tasks", results);
                 }
             }
+            if ((items[5].revents | items[6].revents) & ZMQ_POLLIN)
+                for (auto& w : watches_)
+                    watch_handshakes(w);
+            if (refused_) throw refused_error{};
             if (!untrusted && !watch_hung_handlers(results)) {
                 untrusted = true;
                 hung = pool_->abandoned_alive();
@@ -521,6 +625,8 @@ expected<worker_summary, worker_error> worker::impl::run() {
         spdlog::info("worker {} leaving: {} ok, {} failed, {} bad frames dropped", id_,
                      summary_.tasks_ok, summary_.tasks_failed, summary_.frames_dropped);
         return summary_;
+    } catch (const refused_error&) {
+        return fail(worker_errc::refused, *refused_);
     } catch (const zmq::error_t& e) {
         return fail(worker_errc::socket_error, e.what());
     } catch (const std::exception& e) {

@@ -131,7 +131,9 @@ struct worker_options {
 // hung_handlers: more handlers than max(4, threads) ran on past their tasks'
 // deadlines and were abandoned (PROTOCOL.md 6.6); the worker said BYE and
 // left, as it can no longer be trusted to keep its capacity.
-enum class worker_errc { bad_options, socket_error, internal, hung_handlers };
+// refused: the sink or the ventilator refused this worker's handshake (its
+// CURVE key is not allowed, or the two ends disagree on keys or mechanism).
+enum class worker_errc { bad_options, socket_error, internal, hung_handlers, refused };
 
 struct worker_error {
     worker_errc code;
