@@ -1,0 +1,202 @@
+// Reading msgpack straight from a frame's bytes, for the message decoder
+// (codec.cpp): one value's header at a time, with no object tree and no
+// allocation but for an error's text. It checks what msgpack-c's unpacker
+// checked with the limits of PROTOCOL.md 3.4, and finds the same first fault
+// in the same order: a truncated value, or the byte 0xc1 that msgpack never
+// uses, is malformed; an array or map longer than its limit, a container
+// nested deeper than the limit, or any ext value exceeds the limits.
+//
+// Private to zfarm_common. A reader is used by one thread at a time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "zfarm/codec.hpp"
+
+namespace zfarm::detail {
+
+// The kinds of value a reader hands back. A signed integer format holding a
+// value >= 0 reads as `uint`, as it did through msgpack-c.
+enum class mp_type : std::uint8_t { nil, boolean, uint, negative, float_, str, bin, array, map };
+
+struct mp_value {
+    mp_type type = mp_type::nil;
+    std::uint64_t n = 0;  // uint: the value; bool: 0 or 1; str, bin: bytes; array, map: count
+    const char* data = nullptr;  // str, bin: the bytes, in the frame
+};
+
+class msgpack_reader {
+  public:
+    // `max_depth`: the deepest nesting level a container may sit at (the
+    // frame's top-level value is level 1). Any array may hold at most
+    // min(size, 262144) elements and any map half that (3.4): every element
+    // takes a byte, so no honest container declares more than the frame has.
+    msgpack_reader(const char* data, std::size_t size, std::size_t max_depth) noexcept
+        : begin_(reinterpret_cast<const unsigned char*>(data)),
+          p_(begin_),
+          end_(begin_ + size),
+          max_array_(size < k_array_limit ? size : k_array_limit),
+          max_depth_(max_depth) {}
+
+    // Reads the header of the value at the cursor, at nesting `level`, and
+    // the bytes of a str or bin; an array's or map's elements come next.
+    // False, with error() set (malformed or limit_exceeded), when the value
+    // is not one a message may hold.
+    bool read(mp_value& v, std::size_t level) {
+        if (p_ == end_) return truncated();
+        const unsigned c = *p_++;
+        if (c <= 0x7f) return set(v, mp_type::uint, c);
+        if (c >= 0xe0) return set(v, mp_type::negative, 0);
+        if (c >= 0xa0 && c <= 0xbf) return body(v, mp_type::str, c & 0x1f);
+        if (c >= 0x90 && c <= 0x9f) return container(v, mp_type::array, c & 0x0f, level);
+        if (c >= 0x80 && c <= 0x8f) return container(v, mp_type::map, c & 0x0f, level);
+        std::uint64_t n = 0;
+        switch (c) {
+            case 0xc0:
+                return set(v, mp_type::nil, 0);
+            case 0xc2:
+            case 0xc3:
+                return set(v, mp_type::boolean, c & 1);
+            case 0xc4:
+            case 0xc5:
+            case 0xc6:
+                return big_endian(1u << (c - 0xc4), n) && body(v, mp_type::bin, n);
+            case 0xc7:
+            case 0xc8:
+            case 0xc9:  // ext 8, 16, 32: a length, a type byte, the data
+                return big_endian(1u << (c - 0xc7), n) && ext(n + 1);
+            case 0xca:
+                return skip_bytes(4) && set(v, mp_type::float_, 0);
+            case 0xcb:
+                return skip_bytes(8) && set(v, mp_type::float_, 0);
+            case 0xcc:
+            case 0xcd:
+            case 0xce:
+            case 0xcf:
+                return big_endian(1u << (c - 0xcc), n) && set(v, mp_type::uint, n);
+            case 0xd0:
+            case 0xd1:
+            case 0xd2:
+            case 0xd3:
+                return signed_int(v, 1u << (c - 0xd0));
+            case 0xd4:
+            case 0xd5:
+            case 0xd6:
+            case 0xd7:
+            case 0xd8:  // fixext 1 to 16: a type byte, then the data
+                return ext(1 + (std::uint64_t{1} << (c - 0xd4)));
+            case 0xd9:
+            case 0xda:
+            case 0xdb:
+                return big_endian(1u << (c - 0xd9), n) && body(v, mp_type::str, n);
+            case 0xdc:
+            case 0xdd:
+                return big_endian(2u << (c - 0xdc), n) && container(v, mp_type::array, n, level);
+            case 0xde:
+            case 0xdf:
+                return big_endian(2u << (c - 0xde), n) && container(v, mp_type::map, n, level);
+            default:  // 0xc1
+                return fail(proto::decode_errc::malformed,
+                            "byte 0xc1 (never used) at offset " + std::to_string(offset() - 1));
+        }
+    }
+
+    // Reads past the value at the cursor and everything it holds, checking
+    // it as read() does. Recurses once per level, at most max_depth deep.
+    bool skip(std::size_t level) {
+        mp_value v;
+        if (!read(v, level)) return false;
+        std::uint64_t elements = v.type == mp_type::array ? v.n
+                                 : v.type == mp_type::map ? 2 * v.n
+                                                          : 0;
+        for (; elements > 0; --elements)
+            if (!skip(level + 1)) return false;
+        return true;
+    }
+
+    std::size_t offset() const noexcept { return static_cast<std::size_t>(p_ - begin_); }
+    void seek(std::size_t offset) noexcept { p_ = begin_ + offset; }
+    std::size_t left() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+    bool at_end() const noexcept { return p_ == end_; }
+
+    // Why the last read failed; also where the decoder puts its own errors.
+    proto::decode_error& error() noexcept { return error_; }
+    // Sets error() and returns false.
+    bool fail(proto::decode_errc code, std::string detail) {
+        error_.code = code;
+        error_.detail = std::move(detail);
+        return false;
+    }
+
+  private:
+    static constexpr std::size_t k_array_limit = proto::k_max_ids_per_message * 4;
+
+    static bool set(mp_value& v, mp_type t, std::uint64_t n) noexcept {
+        v.type = t;
+        v.n = n;
+        return true;
+    }
+    bool truncated() {
+        return fail(proto::decode_errc::malformed,
+                    "truncated at offset " + std::to_string(offset()));
+    }
+    bool skip_bytes(std::uint64_t n) {
+        if (left() < n) return truncated();
+        p_ += n;
+        return true;
+    }
+    // An unsigned integer of `bytes` bytes, most significant first.
+    bool big_endian(unsigned bytes, std::uint64_t& n) {
+        if (left() < bytes) return truncated();
+        n = 0;
+        for (unsigned i = 0; i < bytes; ++i)
+            n = (n << 8) | *p_++;
+        return true;
+    }
+    bool signed_int(mp_value& v, unsigned bytes) {
+        std::uint64_t n = 0;
+        if (!big_endian(bytes, n)) return false;
+        const unsigned shift = 64 - 8 * bytes;
+        const auto value = static_cast<std::int64_t>(n << shift) >> shift;  // sign-extended
+        return value >= 0 ? set(v, mp_type::uint, static_cast<std::uint64_t>(value))
+                          : set(v, mp_type::negative, 0);
+    }
+    bool body(mp_value& v, mp_type t, std::uint64_t n) {
+        if (left() < n) return truncated();
+        v.data = reinterpret_cast<const char*>(p_);
+        p_ += n;
+        return set(v, t, n);
+    }
+    // An ext value of `n` bytes after its header: refused once it is all
+    // there (a cut one is malformed, as for msgpack-c).
+    bool ext(std::uint64_t n) {
+        if (left() < n) return truncated();
+        return fail(proto::decode_errc::limit_exceeded,
+                    "ext value at offset " + std::to_string(offset()) + " (none allowed)");
+    }
+    bool container(mp_value& v, mp_type t, std::uint64_t n, std::size_t level) {
+        const std::size_t limit = t == mp_type::array ? max_array_ : max_array_ / 2;
+        if (n > limit)
+            return fail(proto::decode_errc::limit_exceeded,
+                        std::string(t == mp_type::array ? "array" : "map") + " of " +
+                            std::to_string(n) + (t == mp_type::array ? " elements" : " pairs") +
+                            " at offset " + std::to_string(offset()) + ", more than " +
+                            std::to_string(limit));
+        if (level > max_depth_)
+            return fail(proto::decode_errc::limit_exceeded,
+                        "containers nested deeper than " + std::to_string(max_depth_) +
+                            " levels at offset " + std::to_string(offset()));
+        return set(v, t, n);
+    }
+
+    const unsigned char* begin_;
+    const unsigned char* p_;
+    const unsigned char* end_;
+    std::size_t max_array_;
+    std::size_t max_depth_;
+    proto::decode_error error_{proto::decode_errc::malformed, {}};
+};
+
+}  // namespace zfarm::detail
