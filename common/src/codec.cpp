@@ -166,7 +166,8 @@ bool is_frame_error(decode_errc c) noexcept {
 template <class M>
 M& reuse_as(message& m) {
     if (auto* held = std::get_if<M>(&m)) return *held;
-    return m.emplace<M>();
+    M fresh;  // default-initialized: emplace<M>() and M{} zero all of M first
+    return m.emplace<M>(std::move(fresh));
 }
 
 // Reads the fields of one message's array in order, checking type and range
@@ -184,7 +185,7 @@ class field_reader {
     bool has_more() const noexcept { return left_ > 0; }
 
     template <class U>
-    bool uint(U& out, const char* field) {
+    [[gnu::always_inline]] bool uint(U& out, const char* field) {
         mp_value v;
         return next(v, field) && as_uint(v, out, field);
     }
@@ -195,19 +196,19 @@ class field_reader {
         out = v.n != 0;
         return true;
     }
-    bool name(std::string& out, const char* field) {
+    [[gnu::always_inline]] bool name(std::string& out, const char* field) {
         mp_value v;
         return next(v, field) && as_name(v, out, field);
     }
     // A bin field; str is accepted too (3.3).
-    bool bytes(std::string& out, const char* field) {
+    [[gnu::always_inline]] bool bytes(std::string& out, const char* field) {
         mp_value v;
         if (!next(v, field)) return false;
         if (v.type != mp_type::bin && v.type != mp_type::str) return fail(field, " is not bin");
         out.assign(v.data, v.n);
         return true;
     }
-    bool text(std::string& out, const char* field) {
+    [[gnu::always_inline]] bool text(std::string& out, const char* field) {
         mp_value v;
         if (!next(v, field)) return false;
         if (v.type != mp_type::str) return fail(field, " is not str");
@@ -233,7 +234,7 @@ class field_reader {
         return true;
     }
     // Sets the reader's error to "field FIELD WHY" (bad_field); false.
-    bool fail(const char* field, const char* why) {
+    [[gnu::cold, gnu::noinline]] bool fail(const char* field, const char* why) {
         return r_.fail(decode_errc::bad_field, std::string("field ") + field + why);
     }
     // Reads past the elements after the last field this decoder knows,
@@ -245,11 +246,14 @@ class field_reader {
     }
 
   private:
-    bool next(mp_value& v, const char* field) {
+    [[gnu::always_inline]] bool next(mp_value& v, const char* field) {
         if (left_ == 0)
             return r_.fail(decode_errc::bad_field, std::string("missing field ") + field);
         --left_;
         return r_.read(v, level_);
+    }
+    [[gnu::cold, gnu::noinline]] bool missing(const char* field) {
+        return r_.fail(decode_errc::bad_field, std::string("missing field ") + field);
     }
     template <class U>
     bool as_uint(const mp_value& v, U& out, const char* field) {
@@ -642,15 +646,20 @@ bool looks_like_batch(const char* data, std::size_t size) {
 }  // namespace
 
 expected<message, decode_error> decode(std::span<const std::byte> frame) noexcept {
-    if (frame.empty()) return unexpected{fail(decode_errc::empty, "empty frame")};
+    // Decoded in place and returned as it is (one object on every path, so
+    // that it is never moved).
+    expected<message, decode_error> out = message{};
     try {
         msgpack_reader r(reinterpret_cast<const char*>(frame.data()), frame.size(), k_max_depth);
-        message m;
-        if (!read_lone_message(r, m)) return unexpected{std::move(r.error())};
-        return m;
+        if (frame.empty()) {
+            out = unexpected{fail(decode_errc::empty, "empty frame")};
+        } else if (!read_lone_message(r, *out)) {
+            out = unexpected{std::move(r.error())};
+        }
     } catch (const std::bad_alloc&) {
-        return unexpected{fail(decode_errc::limit_exceeded, "allocation failed")};
+        out = unexpected{fail(decode_errc::limit_exceeded, "allocation failed")};
     }
+    return out;
 }
 
 void decode_frame(std::span<const std::byte> frame, decoded_frame& out) noexcept {

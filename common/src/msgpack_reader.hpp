@@ -43,8 +43,33 @@ class msgpack_reader {
     // Reads the header of the value at the cursor, at nesting `level`, and
     // the bytes of a str or bin; an array's or map's elements come next.
     // False, with error() set (malformed or limit_exceeded), when the value
-    // is not one a message may hold.
-    bool read(mp_value& v, std::size_t level) {
+    // is not one a message may hold. The forms zfarm's encoder writes for
+    // small values are read here, inline; the others by read_any().
+    [[gnu::always_inline]] bool read(mp_value& v, std::size_t level) {
+        if (p_ != end_) {
+            const unsigned c = *p_;
+            if (c <= 0x7f) {
+                ++p_;
+                return set(v, mp_type::uint, c);
+            }
+            if ((c & 0xe0) == 0xa0 && left() > (c & 0x1f)) {
+                ++p_;
+                return body(v, mp_type::str, c & 0x1f);
+            }
+            if (c >= 0xcc && c <= 0xcf && left() > (1u << (c - 0xcc))) {
+                const unsigned bytes = 1u << (c - 0xcc);
+                std::uint64_t n = 0;
+                for (unsigned i = 1; i <= bytes; ++i)
+                    n = (n << 8) | p_[i];
+                p_ += 1 + bytes;
+                return set(v, mp_type::uint, n);
+            }
+        }
+        return read_any(v, level);
+    }
+
+    // read() for any value.
+    [[gnu::noinline]] bool read_any(mp_value& v, std::size_t level) {
         if (p_ == end_) return truncated();
         const unsigned c = *p_++;
         if (c <= 0x7f) return set(v, mp_type::uint, c);
@@ -60,27 +85,37 @@ class msgpack_reader {
             case 0xc3:
                 return set(v, mp_type::boolean, c & 1);
             case 0xc4:
+                return big_endian<1>(n) && body(v, mp_type::bin, n);
             case 0xc5:
+                return big_endian<2>(n) && body(v, mp_type::bin, n);
             case 0xc6:
-                return big_endian(1u << (c - 0xc4), n) && body(v, mp_type::bin, n);
-            case 0xc7:
+                return big_endian<4>(n) && body(v, mp_type::bin, n);
+            case 0xc7:  // ext 8, 16, 32: a length, a type byte, the data
+                return big_endian<1>(n) && ext(n + 1);
             case 0xc8:
-            case 0xc9:  // ext 8, 16, 32: a length, a type byte, the data
-                return big_endian(1u << (c - 0xc7), n) && ext(n + 1);
+                return big_endian<2>(n) && ext(n + 1);
+            case 0xc9:
+                return big_endian<4>(n) && ext(n + 1);
             case 0xca:
                 return skip_bytes(4) && set(v, mp_type::float_, 0);
             case 0xcb:
                 return skip_bytes(8) && set(v, mp_type::float_, 0);
             case 0xcc:
+                return big_endian<1>(n) && set(v, mp_type::uint, n);
             case 0xcd:
+                return big_endian<2>(n) && set(v, mp_type::uint, n);
             case 0xce:
+                return big_endian<4>(n) && set(v, mp_type::uint, n);
             case 0xcf:
-                return big_endian(1u << (c - 0xcc), n) && set(v, mp_type::uint, n);
+                return big_endian<8>(n) && set(v, mp_type::uint, n);
             case 0xd0:
+                return signed_int<1>(v);
             case 0xd1:
+                return signed_int<2>(v);
             case 0xd2:
+                return signed_int<4>(v);
             case 0xd3:
-                return signed_int(v, 1u << (c - 0xd0));
+                return signed_int<8>(v);
             case 0xd4:
             case 0xd5:
             case 0xd6:
@@ -88,18 +123,21 @@ class msgpack_reader {
             case 0xd8:  // fixext 1 to 16: a type byte, then the data
                 return ext(1 + (std::uint64_t{1} << (c - 0xd4)));
             case 0xd9:
+                return big_endian<1>(n) && body(v, mp_type::str, n);
             case 0xda:
+                return big_endian<2>(n) && body(v, mp_type::str, n);
             case 0xdb:
-                return big_endian(1u << (c - 0xd9), n) && body(v, mp_type::str, n);
+                return big_endian<4>(n) && body(v, mp_type::str, n);
             case 0xdc:
+                return big_endian<2>(n) && container(v, mp_type::array, n, level);
             case 0xdd:
-                return big_endian(2u << (c - 0xdc), n) && container(v, mp_type::array, n, level);
+                return big_endian<4>(n) && container(v, mp_type::array, n, level);
             case 0xde:
+                return big_endian<2>(n) && container(v, mp_type::map, n, level);
             case 0xdf:
-                return big_endian(2u << (c - 0xde), n) && container(v, mp_type::map, n, level);
+                return big_endian<4>(n) && container(v, mp_type::map, n, level);
             default:  // 0xc1
-                return fail(proto::decode_errc::malformed,
-                            "byte 0xc1 (never used) at offset " + std::to_string(offset() - 1));
+                return never_used();
         }
     }
 
@@ -138,27 +176,26 @@ class msgpack_reader {
         v.n = n;
         return true;
     }
-    bool truncated() {
-        return fail(proto::decode_errc::malformed,
-                    "truncated at offset " + std::to_string(offset()));
-    }
     bool skip_bytes(std::uint64_t n) {
         if (left() < n) return truncated();
         p_ += n;
         return true;
     }
-    // An unsigned integer of `bytes` bytes, most significant first.
-    bool big_endian(unsigned bytes, std::uint64_t& n) {
-        if (left() < bytes) return truncated();
+    // An unsigned integer of N bytes, most significant first.
+    template <unsigned N>
+    bool big_endian(std::uint64_t& n) {
+        if (left() < N) return truncated();
         n = 0;
-        for (unsigned i = 0; i < bytes; ++i)
-            n = (n << 8) | *p_++;
+        for (unsigned i = 0; i < N; ++i)
+            n = (n << 8) | p_[i];
+        p_ += N;
         return true;
     }
-    bool signed_int(mp_value& v, unsigned bytes) {
+    template <unsigned N>
+    bool signed_int(mp_value& v) {
         std::uint64_t n = 0;
-        if (!big_endian(bytes, n)) return false;
-        const unsigned shift = 64 - 8 * bytes;
+        if (!big_endian<N>(n)) return false;
+        constexpr unsigned shift = 64 - 8 * N;
         const auto value = static_cast<std::int64_t>(n << shift) >> shift;  // sign-extended
         return value >= 0 ? set(v, mp_type::uint, static_cast<std::uint64_t>(value))
                           : set(v, mp_type::negative, 0);
@@ -173,22 +210,39 @@ class msgpack_reader {
     // there (a cut one is malformed, as for msgpack-c).
     bool ext(std::uint64_t n) {
         if (left() < n) return truncated();
-        return fail(proto::decode_errc::limit_exceeded,
-                    "ext value at offset " + std::to_string(offset()) + " (none allowed)");
+        return ext_refused();
     }
     bool container(mp_value& v, mp_type t, std::uint64_t n, std::size_t level) {
         const std::size_t limit = t == mp_type::array ? max_array_ : max_array_ / 2;
-        if (n > limit)
-            return fail(proto::decode_errc::limit_exceeded,
-                        std::string(t == mp_type::array ? "array" : "map") + " of " +
-                            std::to_string(n) + (t == mp_type::array ? " elements" : " pairs") +
-                            " at offset " + std::to_string(offset()) + ", more than " +
-                            std::to_string(limit));
-        if (level > max_depth_)
-            return fail(proto::decode_errc::limit_exceeded,
-                        "containers nested deeper than " + std::to_string(max_depth_) +
-                            " levels at offset " + std::to_string(offset()));
+        if (n > limit) return too_long(t, n, limit);
+        if (level > max_depth_) return too_deep();
         return set(v, t, n);
+    }
+
+    // The errors, out of the way of the reads.
+    [[gnu::cold, gnu::noinline]] bool truncated() {
+        return fail(proto::decode_errc::malformed,
+                    "truncated at offset " + std::to_string(offset()));
+    }
+    [[gnu::cold, gnu::noinline]] bool never_used() {
+        return fail(proto::decode_errc::malformed,
+                    "byte 0xc1 (never used) at offset " + std::to_string(offset() - 1));
+    }
+    [[gnu::cold, gnu::noinline]] bool ext_refused() {
+        return fail(proto::decode_errc::limit_exceeded,
+                    "ext value at offset " + std::to_string(offset()) + " (none allowed)");
+    }
+    [[gnu::cold, gnu::noinline]] bool too_long(mp_type t, std::uint64_t n, std::size_t limit) {
+        const bool array = t == mp_type::array;
+        return fail(proto::decode_errc::limit_exceeded,
+                    std::string(array ? "array of " : "map of ") + std::to_string(n) +
+                        (array ? " elements" : " pairs") + " at offset " +
+                        std::to_string(offset()) + ", more than " + std::to_string(limit));
+    }
+    [[gnu::cold, gnu::noinline]] bool too_deep() {
+        return fail(proto::decode_errc::limit_exceeded,
+                    "containers nested deeper than " + std::to_string(max_depth_) +
+                        " levels at offset " + std::to_string(offset()));
     }
 
     const unsigned char* begin_;
