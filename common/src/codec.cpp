@@ -256,13 +256,13 @@ class field_reader {
         return r_.fail(decode_errc::bad_field, std::string("missing field ") + field);
     }
     template <class U>
-    bool as_uint(const mp_value& v, U& out, const char* field) {
+    [[gnu::always_inline]] bool as_uint(const mp_value& v, U& out, const char* field) {
         if (v.type != mp_type::uint) return fail(field, " is not an unsigned integer");
         if (v.n > std::numeric_limits<U>::max()) return fail(field, " is out of range");
         out = static_cast<U>(v.n);
         return true;
     }
-    bool as_name(const mp_value& v, std::string& out, const char* field) {
+    [[gnu::always_inline]] bool as_name(const mp_value& v, std::string& out, const char* field) {
         if (v.type != mp_type::str) return fail(field, " is not str");
         if (v.n > k_max_name) return fail(field, " is too long");
         out.assign(v.data, v.n);

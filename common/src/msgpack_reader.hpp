@@ -56,6 +56,14 @@ class msgpack_reader {
                 ++p_;
                 return body(v, mp_type::str, c & 0x1f);
             }
+            if ((c & 0xf0) == 0x90) {
+                ++p_;
+                return container(v, mp_type::array, c & 0x0f, level);
+            }
+            if (c == 0xc4 && left() >= 2 && left() - 2 >= p_[1]) {
+                p_ += 2;
+                return body(v, mp_type::bin, p_[-1]);
+            }
             if (c >= 0xcc && c <= 0xcf && left() > (1u << (c - 0xcc))) {
                 const unsigned bytes = 1u << (c - 0xcc);
                 std::uint64_t n = 0;
@@ -200,7 +208,7 @@ class msgpack_reader {
         return value >= 0 ? set(v, mp_type::uint, static_cast<std::uint64_t>(value))
                           : set(v, mp_type::negative, 0);
     }
-    bool body(mp_value& v, mp_type t, std::uint64_t n) {
+    [[gnu::always_inline]] bool body(mp_value& v, mp_type t, std::uint64_t n) {
         if (left() < n) return truncated();
         v.data = reinterpret_cast<const char*>(p_);
         p_ += n;
@@ -212,7 +220,8 @@ class msgpack_reader {
         if (left() < n) return truncated();
         return ext_refused();
     }
-    bool container(mp_value& v, mp_type t, std::uint64_t n, std::size_t level) {
+    [[gnu::always_inline]] bool container(mp_value& v, mp_type t, std::uint64_t n,
+                                          std::size_t level) {
         const std::size_t limit = t == mp_type::array ? max_array_ : max_array_ / 2;
         if (n > limit) return too_long(t, n, limit);
         if (level > max_depth_) return too_deep();
