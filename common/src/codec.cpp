@@ -247,8 +247,7 @@ class field_reader {
 
   private:
     [[gnu::always_inline]] bool next(mp_value& v, const char* field) {
-        if (left_ == 0)
-            return r_.fail(decode_errc::bad_field, std::string("missing field ") + field);
+        if (left_ == 0) return missing(field);
         --left_;
         return r_.read(v, level_);
     }
@@ -623,8 +622,8 @@ bool peek_uint(const unsigned char*& p, const unsigned char* end, std::uint64_t&
 }
 
 // Whether the frame starts like a BATCH: an array whose element 1 is 15. Its
-// messages sit two levels deeper (the BATCH, its list), so it is unpacked
-// with two more levels.
+// messages sit two levels deeper (the BATCH, its list), so it is read with
+// two more levels.
 bool looks_like_batch(const char* data, std::size_t size) {
     const auto* p = reinterpret_cast<const unsigned char*>(data);
     const auto* end = p + size;
@@ -646,16 +645,16 @@ bool looks_like_batch(const char* data, std::size_t size) {
 }  // namespace
 
 expected<message, decode_error> decode(std::span<const std::byte> frame) noexcept {
-    // Decoded in place and returned as it is (one object on every path, so
-    // that it is never moved).
+    // Decoded in place and returned as it is: one object on every path, so
+    // that it is never moved.
     expected<message, decode_error> out = message{};
+    if (frame.empty()) {
+        out = unexpected{fail(decode_errc::empty, "empty frame")};
+        return out;
+    }
     try {
         msgpack_reader r(reinterpret_cast<const char*>(frame.data()), frame.size(), k_max_depth);
-        if (frame.empty()) {
-            out = unexpected{fail(decode_errc::empty, "empty frame")};
-        } else if (!read_lone_message(r, *out)) {
-            out = unexpected{std::move(r.error())};
-        }
+        if (!read_lone_message(r, *out)) out = unexpected{std::move(r.error())};
     } catch (const std::bad_alloc&) {
         out = unexpected{fail(decode_errc::limit_exceeded, "allocation failed")};
     }
