@@ -170,6 +170,19 @@ M& reuse_as(message& m) {
     return m.emplace<M>(std::move(fresh));
 }
 
+// `out` = the bytes of a str or bin. Cheaper than std::string::assign for
+// what decoding mostly does: fill an empty string (clear, then append), or
+// overwrite one of the same size (names and payload sizes often repeat from
+// one frame to the next when decode_frame() reuses its messages).
+void copy_bytes(const mp_value& v, std::string& out) {
+    if (out.size() == v.n) {
+        if (v.n > 0) std::memcpy(out.data(), v.data, v.n);
+        return;
+    }
+    out.clear();
+    out.append(v.data, v.n);
+}
+
 // Reads the fields of one message's array in order, checking type and range
 // (3.3, 3.4), straight into the message. Every read returns false on
 // failure, with why in the reader's error(): malformed or limit_exceeded
@@ -205,14 +218,14 @@ class field_reader {
         mp_value v;
         if (!next(v, field)) return false;
         if (v.type != mp_type::bin && v.type != mp_type::str) return fail(field, " is not bin");
-        out.assign(v.data, v.n);
+        copy_bytes(v, out);
         return true;
     }
     [[gnu::always_inline]] bool text(std::string& out, const char* field) {
         mp_value v;
         if (!next(v, field)) return false;
         if (v.type != mp_type::str) return fail(field, " is not str");
-        out.assign(v.data, v.n);
+        copy_bytes(v, out);
         return true;
     }
     bool ids(std::vector<std::uint64_t>& out, const char* field) {
@@ -264,7 +277,7 @@ class field_reader {
     [[gnu::always_inline]] bool as_name(const mp_value& v, std::string& out, const char* field) {
         if (v.type != mp_type::str) return fail(field, " is not str");
         if (v.n > k_max_name) return fail(field, " is too long");
-        out.assign(v.data, v.n);
+        copy_bytes(v, out);
         return true;
     }
     // A list field's header; `out` is emptied and made room in for as many
