@@ -86,6 +86,25 @@ void BM_EncodeHeartbeat(benchmark::State& s) {
 void BM_DecodeCredit(benchmark::State& s) {
     decode_bench(s, proto::credit{"node7-1234-beef", 16, false});
 }
+// The sink's read of one BATCH of `n` RESULTs (32-byte outputs), into the
+// same decoded_frame each time, as the sink does; items are RESULTs.
+void BM_DecodeFrameResultBatch(benchmark::State& state) {
+    const auto n = static_cast<std::uint64_t>(state.range(0));
+    proto::batch_encoder b;
+    for (std::uint64_t i = 0; i < n; ++i) {
+        auto r = sample_result(32);
+        r.id += i;
+        b.add(r);
+    }
+    const std::string frame(b.frame());
+    proto::decoded_frame out;
+    for (auto _ : state) {
+        proto::decode_frame(frame, out);
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(frame.size()));
+}
 BENCHMARK(BM_EncodeTask)->Arg(32)->Arg(4096);
 BENCHMARK(BM_DecodeTask)->Arg(32)->Arg(4096);
 BENCHMARK(BM_EncodeResult)->Arg(32)->Arg(4096);
@@ -94,6 +113,7 @@ BENCHMARK(BM_EncodeAck)->Arg(1)->Arg(4096);
 BENCHMARK(BM_DecodeAck)->Arg(1)->Arg(4096);
 BENCHMARK(BM_EncodeHeartbeat);
 BENCHMARK(BM_DecodeCredit);
+BENCHMARK(BM_DecodeFrameResultBatch)->Arg(256);
 
 // The ledger's life of one task in steady state: add, then acknowledge,
 // with `window` tasks in flight.

@@ -1,13 +1,13 @@
 #include "zfarm/codec.hpp"
 
-#include <msgpack.hpp>
-
+#include "msgpack_reader.hpp"
 #include "msgpack_writer.hpp"
 
 #include <algorithm>
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 namespace zfarm::proto {
 namespace {
@@ -153,227 +153,257 @@ struct encoder {
     }
 };
 
-// Thrown only inside decode() and caught at its boundary.
-struct field_error {
-    std::string what;
-};
+using detail::mp_type;
+using detail::mp_value;
+using detail::msgpack_reader;
 
-// Reads the fields of a message array in order, checking type and range.
+bool is_frame_error(decode_errc c) noexcept {
+    return c == decode_errc::malformed || c == decode_errc::limit_exceeded;
+}
+
+// The alternative M of `m`, kept (with its strings' and vectors' capacity)
+// when `m` already holds one.
+template <class M>
+M& reuse_as(message& m) {
+    if (auto* held = std::get_if<M>(&m)) return *held;
+    M fresh;  // default-initialized: emplace<M>() and M{} zero all of M first
+    return m.emplace<M>(std::move(fresh));
+}
+
+// `out` = the bytes of a str or bin. Cheaper than std::string::assign for
+// what decoding mostly does: fill an empty string (clear, then append), or
+// overwrite one of the same size (names and payload sizes often repeat from
+// one frame to the next when decode_frame() reuses its messages).
+void copy_bytes(const mp_value& v, std::string& out) {
+    if (out.size() == v.n) {
+        if (v.n > 0) std::memcpy(out.data(), v.data, v.n);
+        return;
+    }
+    out.clear();
+    out.append(v.data, v.n);
+}
+
+// Reads the fields of one message's array in order, checking type and range
+// (3.3, 3.4), straight into the message. Every read returns false on
+// failure, with why in the reader's error(): malformed or limit_exceeded
+// when the bytes are not msgpack within the limits, bad_field otherwise.
 class field_reader {
   public:
-    field_reader(const msgpack::object_array& a, std::uint32_t first) : a_(a), next_(first) {}
+    // `count`: the fields on the wire; `level`: the message array's nesting.
+    field_reader(msgpack_reader& r, std::uint64_t count, std::size_t level)
+        : r_(r), left_(count), level_(level + 1) {}
 
-    const msgpack::object& next(const char* name) {
-        if (next_ >= a_.size) throw field_error{std::string("missing field ") + name};
-        return a_.ptr[next_++];
-    }
     // False when the sender left out the remaining fields: fields added to a
     // message after version 1 was first published are optional (3.2).
-    bool has_more() const noexcept { return next_ < a_.size; }
-    template <class U>
-    U uint(const char* name) {
-        return as_uint<U>(next(name), name);
-    }
-    bool boolean(const char* field) {
-        const auto& o = next(field);
-        if (o.type != msgpack::type::BOOLEAN)
-            throw field_error{std::string("field ") + field + " is not bool"};
-        return o.via.boolean;
-    }
-    std::string name(const char* field) { return as_name(next(field), field); }
-    std::string bytes(const char* field) {
-        const auto& o = next(field);
-        if (o.type == msgpack::type::BIN) return std::string(o.via.bin.ptr, o.via.bin.size);
-        if (o.type == msgpack::type::STR) return std::string(o.via.str.ptr, o.via.str.size);
-        throw field_error{std::string("field ") + field + " is not bin"};
-    }
-    std::string text(const char* field) {
-        const auto& o = next(field);
-        if (o.type != msgpack::type::STR)
-            throw field_error{std::string("field ") + field + " is not str"};
-        return std::string(o.via.str.ptr, o.via.str.size);
-    }
-    const msgpack::object_array& array(const char* field) {
-        const auto& o = next(field);
-        if (o.type != msgpack::type::ARRAY)
-            throw field_error{std::string("field ") + field + " is not an array"};
-        if (o.via.array.size > k_max_ids_per_message)
-            throw field_error{std::string("field ") + field + " has too many elements"};
-        return o.via.array;
-    }
+    bool has_more() const noexcept { return left_ > 0; }
 
     template <class U>
-    static U as_uint(const msgpack::object& o, const char* name) {
-        if (o.type != msgpack::type::POSITIVE_INTEGER)
-            throw field_error{std::string("field ") + name + " is not an unsigned integer"};
-        if (o.via.u64 > std::numeric_limits<U>::max())
-            throw field_error{std::string("field ") + name + " is out of range"};
-        return static_cast<U>(o.via.u64);
+    [[gnu::always_inline]] bool uint(U& out, const char* field) {
+        mp_value v;
+        return next(v, field) && as_uint(v, out, field);
     }
-    static std::string as_name(const msgpack::object& o, const char* field) {
-        if (o.type != msgpack::type::STR)
-            throw field_error{std::string("field ") + field + " is not str"};
-        if (o.via.str.size > k_max_name)
-            throw field_error{std::string("field ") + field + " is too long"};
-        return std::string(o.via.str.ptr, o.via.str.size);
+    bool boolean(bool& out, const char* field) {
+        mp_value v;
+        if (!next(v, field)) return false;
+        if (v.type != mp_type::boolean) return fail(field, " is not bool");
+        out = v.n != 0;
+        return true;
     }
-    static task_ref as_ref(const msgpack::object& o) {
-        if (o.type != msgpack::type::ARRAY || o.via.array.size < 3)
-            throw field_error{"task reference is not [job, id, attempt]"};
-        const auto& a = o.via.array;
-        return task_ref{as_name(a.ptr[0], "job"), as_uint<std::uint64_t>(a.ptr[1], "id"),
-                        as_uint<std::uint32_t>(a.ptr[2], "attempt")};
+    [[gnu::always_inline]] bool name(std::string& out, const char* field) {
+        mp_value v;
+        return next(v, field) && as_name(v, out, field);
+    }
+    // A bin field; str is accepted too (3.3).
+    [[gnu::always_inline]] bool bytes(std::string& out, const char* field) {
+        mp_value v;
+        if (!next(v, field)) return false;
+        if (v.type != mp_type::bin && v.type != mp_type::str) return fail(field, " is not bin");
+        copy_bytes(v, out);
+        return true;
+    }
+    [[gnu::always_inline]] bool text(std::string& out, const char* field) {
+        mp_value v;
+        if (!next(v, field)) return false;
+        if (v.type != mp_type::str) return fail(field, " is not str");
+        copy_bytes(v, out);
+        return true;
+    }
+    bool ids(std::vector<std::uint64_t>& out, const char* field) {
+        std::uint64_t n = 0;
+        if (!list(n, out, field)) return false;
+        mp_value v;
+        for (; n > 0; --n) {
+            std::uint64_t id = 0;
+            if (!r_.read(v, level_ + 1) || !as_uint(v, id, field)) return false;
+            out.push_back(id);
+        }
+        return true;
+    }
+    bool refs(std::vector<task_ref>& out, const char* field) {
+        std::uint64_t n = 0;
+        if (!list(n, out, field)) return false;
+        for (; n > 0; --n)
+            if (!ref(out.emplace_back())) return false;
+        return true;
+    }
+    // Sets the reader's error to "field FIELD WHY" (bad_field); false.
+    [[gnu::cold, gnu::noinline]] bool fail(const char* field, const char* why) {
+        return r_.fail(decode_errc::bad_field, std::string("field ") + field + why);
+    }
+    // Reads past the elements after the last field this decoder knows,
+    // which must still be valid msgpack within the limits (3.2, 3.4).
+    bool skip_rest() {
+        for (; left_ > 0; --left_)
+            if (!r_.skip(level_)) return false;
+        return true;
     }
 
   private:
-    const msgpack::object_array& a_;
-    std::uint32_t next_;
+    [[gnu::always_inline]] bool next(mp_value& v, const char* field) {
+        if (left_ == 0) return missing(field);
+        --left_;
+        return r_.read(v, level_);
+    }
+    [[gnu::cold, gnu::noinline]] bool missing(const char* field) {
+        return r_.fail(decode_errc::bad_field, std::string("missing field ") + field);
+    }
+    template <class U>
+    [[gnu::always_inline]] bool as_uint(const mp_value& v, U& out, const char* field) {
+        if (v.type != mp_type::uint) return fail(field, " is not an unsigned integer");
+        if (v.n > std::numeric_limits<U>::max()) return fail(field, " is out of range");
+        out = static_cast<U>(v.n);
+        return true;
+    }
+    [[gnu::always_inline]] bool as_name(const mp_value& v, std::string& out, const char* field) {
+        if (v.type != mp_type::str) return fail(field, " is not str");
+        if (v.n > k_max_name) return fail(field, " is too long");
+        copy_bytes(v, out);
+        return true;
+    }
+    // A list field's header; `out` is emptied and made room in for as many
+    // elements as the bytes left could hold, no more.
+    template <class T>
+    bool list(std::uint64_t& n, std::vector<T>& out, const char* field) {
+        mp_value v;
+        if (!next(v, field)) return false;
+        if (v.type != mp_type::array) return fail(field, " is not an array");
+        if (v.n > k_max_ids_per_message) return fail(field, " has too many elements");
+        n = v.n;
+        out.clear();
+        out.reserve(std::min<std::uint64_t>(n, r_.left()));
+        return true;
+    }
+    // [job, id, attempt, ignored...], one level below the list.
+    bool ref(task_ref& out) {
+        const std::size_t level = level_ + 1;
+        mp_value v;
+        if (!r_.read(v, level)) return false;
+        if (v.type != mp_type::array || v.n < 3)
+            return r_.fail(decode_errc::bad_field, "task reference is not [job, id, attempt]");
+        std::uint64_t extra = v.n - 3;
+        if (!r_.read(v, level + 1) || !as_name(v, out.job, "job")) return false;
+        if (!r_.read(v, level + 1) || !as_uint(v, out.id, "id")) return false;
+        if (!r_.read(v, level + 1) || !as_uint(v, out.attempt, "attempt")) return false;
+        for (; extra > 0; --extra)
+            if (!r_.skip(level + 1)) return false;
+        return true;
+    }
+
+    msgpack_reader& r_;
+    std::uint64_t left_;
+    std::size_t level_;
 };
 
-std::vector<task_ref> read_refs(field_reader& r, const char* field) {
-    const auto& a = r.array(field);
-    std::vector<task_ref> out;
-    out.reserve(a.size);
-    for (std::uint32_t i = 0; i < a.size; ++i)
-        out.push_back(field_reader::as_ref(a.ptr[i]));
-    return out;
-}
-
-std::vector<std::uint64_t> read_ids(field_reader& r, const char* field) {
-    const auto& a = r.array(field);
-    std::vector<std::uint64_t> out;
-    out.reserve(a.size);
-    for (std::uint32_t i = 0; i < a.size; ++i)
-        out.push_back(field_reader::as_uint<std::uint64_t>(a.ptr[i], field));
-    return out;
-}
-
-message decode_fields(msg_type t, field_reader& r) {
+// The fields of a message of type `t` into `m`. Every field is written,
+// optional ones absent from the wire with their defaults, so that `m` may
+// hold a message of an earlier frame.
+bool decode_fields(msg_type t, field_reader& r, message& msg) {
     switch (t) {
         case msg_type::job_open: {
-            job_open m;
-            m.job = r.name("job");
-            if (r.has_more()) m.resume = r.boolean("resume");
-            if (r.has_more()) m.retries = r.uint<std::uint32_t>("retries");
-            return m;
+            auto& m = reuse_as<job_open>(msg);
+            m.resume = false;
+            m.retries = 0;
+            return r.name(m.job, "job") && (!r.has_more() || r.boolean(m.resume, "resume")) &&
+                   (!r.has_more() || r.uint(m.retries, "retries"));
         }
         case msg_type::job_close: {
-            job_close m;
-            m.job = r.name("job");
-            m.total = r.uint<std::uint64_t>("total");
-            m.cancel = r.boolean("cancel");
-            return m;
+            auto& m = reuse_as<job_close>(msg);
+            return r.name(m.job, "job") && r.uint(m.total, "total") &&
+                   r.boolean(m.cancel, "cancel");
         }
         case msg_type::task: {
-            task m;
-            m.job = r.name("job");
-            m.id = r.uint<std::uint64_t>("id");
-            m.attempt = r.uint<std::uint32_t>("attempt");
-            m.kind = r.name("kind");
-            m.payload = r.bytes("payload");
-            m.timeout_ms = r.uint<std::uint32_t>("timeout_ms");
-            return m;
+            auto& m = reuse_as<task>(msg);
+            return r.name(m.job, "job") && r.uint(m.id, "id") && r.uint(m.attempt, "attempt") &&
+                   r.name(m.kind, "kind") && r.bytes(m.payload, "payload") &&
+                   r.uint(m.timeout_ms, "timeout_ms");
         }
         case msg_type::result: {
-            result m;
-            m.job = r.name("job");
-            m.id = r.uint<std::uint64_t>("id");
-            m.attempt = r.uint<std::uint32_t>("attempt");
-            m.worker = r.name("worker");
-            auto status = r.uint<std::uint8_t>("status");
-            if (status > 1) throw field_error{"field status is out of range"};
+            auto& m = reuse_as<result>(msg);
+            std::uint8_t status = 0;
+            if (!r.name(m.job, "job") || !r.uint(m.id, "id") || !r.uint(m.attempt, "attempt") ||
+                !r.name(m.worker, "worker") || !r.uint(status, "status"))
+                return false;
+            if (status > 1) return r.fail("status", " is out of range");
             m.status = static_cast<task_status>(status);
-            m.elapsed_us = r.uint<std::uint64_t>("elapsed_us");
-            m.output = r.bytes("output");
-            m.error = r.text("error");
-            m.started_us = r.uint<std::uint64_t>("started_us");
-            if (r.has_more()) m.kind = r.name("kind");
-            return m;
+            m.kind.clear();
+            return r.uint(m.elapsed_us, "elapsed_us") && r.bytes(m.output, "output") &&
+                   r.text(m.error, "error") && r.uint(m.started_us, "started_us") &&
+                   (!r.has_more() || r.name(m.kind, "kind"));
         }
         case msg_type::hello: {
-            hello m;
-            m.worker = r.name("worker");
-            m.host = r.name("host");
-            m.pid = r.uint<std::uint32_t>("pid");
-            m.threads = r.uint<std::uint32_t>("threads");
-            m.version = r.name("version");
-            return m;
+            auto& m = reuse_as<hello>(msg);
+            return r.name(m.worker, "worker") && r.name(m.host, "host") && r.uint(m.pid, "pid") &&
+                   r.uint(m.threads, "threads") && r.name(m.version, "version");
         }
         case msg_type::heartbeat: {
-            heartbeat m;
-            m.worker = r.name("worker");
-            m.tasks_done = r.uint<std::uint64_t>("tasks_done");
-            m.running = read_refs(r, "running");
-            return m;
+            auto& m = reuse_as<heartbeat>(msg);
+            return r.name(m.worker, "worker") && r.uint(m.tasks_done, "tasks_done") &&
+                   r.refs(m.running, "running");
         }
         case msg_type::bye: {
-            bye m;
-            m.worker = r.name("worker");
-            if (r.has_more()) m.returned = read_refs(r, "returned");
-            return m;
+            auto& m = reuse_as<bye>(msg);
+            m.returned.clear();
+            return r.name(m.worker, "worker") && (!r.has_more() || r.refs(m.returned, "returned"));
         }
         case msg_type::ack: {
-            ack m;
-            m.job = r.name("job");
-            m.ids = read_ids(r, "ids");
-            m.running = read_ids(r, "running");
-            if (r.has_more()) m.failed = read_ids(r, "failed");
-            return m;
+            auto& m = reuse_as<ack>(msg);
+            m.failed.clear();
+            return r.name(m.job, "job") && r.ids(m.ids, "ids") && r.ids(m.running, "running") &&
+                   (!r.has_more() || r.ids(m.failed, "failed"));
         }
         case msg_type::lost: {
-            lost m;
-            m.worker = r.name("worker");
-            m.tasks = read_refs(r, "tasks");
-            return m;
+            auto& m = reuse_as<lost>(msg);
+            return r.name(m.worker, "worker") && r.refs(m.tasks, "tasks");
         }
         case msg_type::done: {
-            done m;
-            m.job = r.name("job");
-            m.total = r.uint<std::uint64_t>("total");
-            m.ok = r.uint<std::uint64_t>("ok");
-            m.failed = r.uint<std::uint64_t>("failed");
-            m.workers = r.uint<std::uint32_t>("workers");
-            m.elapsed_ms = r.uint<std::uint64_t>("elapsed_ms");
-            m.open_jobs = r.uint<std::uint32_t>("open_jobs");
-            return m;
+            auto& m = reuse_as<done>(msg);
+            return r.name(m.job, "job") && r.uint(m.total, "total") && r.uint(m.ok, "ok") &&
+                   r.uint(m.failed, "failed") && r.uint(m.workers, "workers") &&
+                   r.uint(m.elapsed_ms, "elapsed_ms") && r.uint(m.open_jobs, "open_jobs");
         }
         case msg_type::stop: {
-            stop m;
-            m.job = r.name("job");
-            m.reason = r.text("reason");
-            return m;
+            auto& m = reuse_as<stop>(msg);
+            return r.name(m.job, "job") && r.text(m.reason, "reason");
         }
         case msg_type::credit: {
-            credit m;
-            m.worker = r.name("worker");
-            m.amount = r.uint<std::uint32_t>("amount");
-            m.reset = r.boolean("reset");
-            return m;
+            auto& m = reuse_as<credit>(msg);
+            return r.name(m.worker, "worker") && r.uint(m.amount, "amount") &&
+                   r.boolean(m.reset, "reset");
         }
         case msg_type::recorded: {
-            recorded m;
-            m.job = r.name("job");
-            m.floor = r.uint<std::uint64_t>("floor");
-            m.ids = read_ids(r, "ids");
-            m.more = r.boolean("more");
-            return m;
+            auto& m = reuse_as<recorded>(msg);
+            return r.name(m.job, "job") && r.uint(m.floor, "floor") && r.ids(m.ids, "ids") &&
+                   r.boolean(m.more, "more");
         }
         case msg_type::retry: {
-            retry m;
-            m.job = r.name("job");
-            m.id = r.uint<std::uint64_t>("id");
-            m.attempt = r.uint<std::uint32_t>("attempt");
-            m.reason = r.text("reason");
-            return m;
+            auto& m = reuse_as<retry>(msg);
+            return r.name(m.job, "job") && r.uint(m.id, "id") && r.uint(m.attempt, "attempt") &&
+                   r.text(m.reason, "reason");
         }
         case msg_type::batch:
             break;
     }
-    throw field_error{"unknown type"};  // unreachable: checked by the caller
-}
-
-decode_error fail(decode_errc c, std::string detail) {
-    return decode_error{c, std::move(detail)};
+    return false;  // unreachable: read_message() checks the type first
 }
 
 }  // namespace
@@ -478,35 +508,114 @@ std::string encode(const message& m) {
 
 namespace {
 
-// A message's array checked (version, type) and its fields decoded. Never
-// throws: a bad field is this message's error alone.
-expected<message, decode_error> decode_object(const msgpack::object& o) noexcept {
-    try {
-        if (o.type != msgpack::type::ARRAY)
-            return unexpected{fail(decode_errc::not_an_array, "message is not an array")};
-        const auto& a = o.via.array;
-        if (a.size < 2 || a.ptr[0].type != msgpack::type::POSITIVE_INTEGER)
-            return unexpected{fail(decode_errc::bad_version, "no version field")};
-        if (a.ptr[0].via.u64 != k_protocol_version)
-            return unexpected{fail(decode_errc::bad_version,
-                                   "version " + std::to_string(a.ptr[0].via.u64) + ", expected " +
-                                       std::to_string(k_protocol_version))};
-        if (a.ptr[1].type != msgpack::type::POSITIVE_INTEGER || a.ptr[1].via.u64 == 0 ||
-            a.ptr[1].via.u64 > static_cast<std::uint64_t>(msg_type::batch))
-            return unexpected{fail(decode_errc::unknown_type, "unknown message type")};
-        if (a.ptr[1].via.u64 == static_cast<std::uint64_t>(msg_type::batch))
-            return unexpected{
-                fail(decode_errc::unknown_type, "BATCH where one message is expected")};
-        field_reader r(a, 2);
-        return decode_fields(static_cast<msg_type>(a.ptr[1].via.u64), r);
-    } catch (const field_error& e) {
-        return unexpected{fail(decode_errc::bad_field, e.what)};
-    } catch (const std::bad_alloc&) {
-        return unexpected{fail(decode_errc::limit_exceeded, "allocation failed")};
-    } catch (const std::exception& e) {
-        return unexpected{fail(decode_errc::malformed, e.what())};
-    }
+decode_error fail(decode_errc c, std::string detail) {
+    return decode_error{c, std::move(detail)};
 }
+
+// Reads the message at the cursor, the array at nesting `level`, into `m`.
+// False with the reader's error() set: malformed or limit_exceeded is the
+// frame's error (the bytes before it were read and are sound); any other is
+// this message's own, found before all of its bytes were read.
+bool read_message(msgpack_reader& r, std::size_t level, message& m) {
+    mp_value v;
+    if (!r.read(v, level)) return false;
+    if (v.type != mp_type::array)
+        return r.fail(decode_errc::not_an_array, "message is not an array");
+    const std::uint64_t count = v.n;
+    if (count < 2) return r.fail(decode_errc::bad_version, "no version field");
+    if (!r.read(v, level + 1)) return false;
+    if (v.type != mp_type::uint) return r.fail(decode_errc::bad_version, "no version field");
+    if (v.n != k_protocol_version)
+        return r.fail(decode_errc::bad_version, "version " + std::to_string(v.n) + ", expected " +
+                                                    std::to_string(k_protocol_version));
+    if (!r.read(v, level + 1)) return false;
+    if (v.type != mp_type::uint || v.n == 0 || v.n > static_cast<std::uint64_t>(msg_type::batch))
+        return r.fail(decode_errc::unknown_type, "unknown message type");
+    if (v.n == static_cast<std::uint64_t>(msg_type::batch))
+        return r.fail(decode_errc::unknown_type, "BATCH where one message is expected");
+    field_reader fields(r, count - 2, level);
+    return decode_fields(static_cast<msg_type>(v.n), fields, m) && fields.skip_rest();
+}
+
+// After read_message() failed with an error of the message's own on the
+// value at `start`: reads past that value again, checking only its msgpack.
+// True when the frame is at fault anyway, with that error in r.error()
+// (msgpack-c found such faults before it looked at a message); else the
+// cursor is past the value and r.error() is the message's error again.
+bool frame_at_fault(msgpack_reader& r, std::size_t start, std::size_t level) {
+    decode_error why = std::move(r.error());
+    r.seek(start);
+    if (!r.skip(level)) return true;
+    r.error() = std::move(why);
+    return false;
+}
+
+bool trailing_bytes(msgpack_reader& r) {
+    return r.fail(decode_errc::trailing_bytes,
+                  std::to_string(r.left()) + " bytes after the message");
+}
+
+// A frame holding one message, into `m`; false with r.error() set. Errors
+// come in the order msgpack-c's unpack-then-inspect found them: the frame's
+// msgpack, then bytes after the message, then the message's content.
+bool read_lone_message(msgpack_reader& r, message& m) {
+    const bool ok = read_message(r, 1, m);
+    if (!ok && (is_frame_error(r.error().code) || frame_at_fault(r, 0, 1))) return false;
+    if (!r.at_end()) return trailing_bytes(r);
+    if (!ok && r.error().code == decode_errc::not_an_array)
+        r.error().detail = "top-level object is not an array";
+    return ok;
+}
+
+// Reads the array header of a BATCH (5.15) and its elements up to its
+// messages: `count` messages follow, then `extra` elements to ignore.
+bool read_batch_head(msgpack_reader& r, std::uint64_t& count, std::uint64_t& extra) {
+    constexpr std::string_view k_no_messages = "BATCH messages is not a non-empty array";
+    mp_value v;
+    if (!r.read(v, 1)) return false;
+    const std::uint64_t n = v.n;
+    // With n < 2, looks_like_batch() read bytes after the array: trailing.
+    if (n < 2) return r.fail(decode_errc::bad_field, std::string(k_no_messages));
+    if (!r.read(v, 2)) return false;
+    if (v.n != k_protocol_version)
+        return r.fail(decode_errc::bad_version, "BATCH of version " + std::to_string(v.n));
+    if (!r.read(v, 2)) return false;  // the type, 15
+    if (n < 3) return r.fail(decode_errc::bad_field, std::string(k_no_messages));
+    if (!r.read(v, 2)) return false;
+    if (v.type != mp_type::array || v.n == 0)
+        return r.fail(decode_errc::bad_field, std::string(k_no_messages));
+    count = v.n;
+    extra = n - 3;
+    return true;
+}
+
+// Fills a decoded_frame element by element, reusing the messages a previous
+// frame left in it, and so the capacity of their strings and lists.
+class frame_slots {
+  public:
+    explicit frame_slots(decoded_frame& out) noexcept : out_(out) {}
+    // The message of the next element.
+    message& next() {
+        if (used_ == out_.size()) {
+            out_.emplace_back(message{});
+        } else if (!out_[used_]) {
+            out_[used_] = message{};
+        }
+        return *out_[used_++];
+    }
+    // The element next() gave last is this error instead.
+    void fail_last(decode_error e) { out_[used_ - 1] = unexpected{std::move(e)}; }
+    // Drops the elements of the previous frame that were not reused.
+    void done() { out_.erase(out_.begin() + static_cast<std::ptrdiff_t>(used_), out_.end()); }
+    void whole_frame_fails(decode_error e) {
+        out_.clear();
+        out_.emplace_back(unexpected{std::move(e)});
+    }
+
+  private:
+    decoded_frame& out_;
+    std::size_t used_ = 0;
+};
 
 // Reads an unsigned msgpack integer at `p`; advances it. False when there is
 // none.
@@ -526,8 +635,8 @@ bool peek_uint(const unsigned char*& p, const unsigned char* end, std::uint64_t&
 }
 
 // Whether the frame starts like a BATCH: an array whose element 1 is 15. Its
-// messages sit two levels deeper (the BATCH, its list), so it is unpacked
-// with two more levels.
+// messages sit two levels deeper (the BATCH, its list), so it is read with
+// two more levels.
 bool looks_like_batch(const char* data, std::size_t size) {
     const auto* p = reinterpret_cast<const unsigned char*>(data);
     const auto* end = p + size;
@@ -546,83 +655,60 @@ bool looks_like_batch(const char* data, std::size_t size) {
            type == static_cast<std::uint64_t>(msg_type::batch);
 }
 
-// Unpacks one frame within the limits of 3.4; `depth` is the nesting allowed.
-msgpack::object_handle unpack_frame(const char* data, std::size_t size, std::size_t depth,
-                                    std::size_t& offset) {
-    // Every element takes at least one byte, so no honest container declares
-    // more elements than the frame has bytes: a 5-byte frame can never make
-    // the unpacker reserve room for four billion objects.
-    const std::size_t max_elems = std::min(size, k_max_ids_per_message * 4);
-    const msgpack::unpack_limit limits(max_elems, max_elems / 2, size, size, 0, depth);
-    offset = 0;
-    return msgpack::unpack(data, size, offset, nullptr, nullptr, limits);
-}
-
 }  // namespace
 
 expected<message, decode_error> decode(std::span<const std::byte> frame) noexcept {
-    if (frame.empty()) return unexpected{fail(decode_errc::empty, "empty frame")};
-    const auto* data = reinterpret_cast<const char*>(frame.data());
-    const std::size_t size = frame.size();
-    try {
-        std::size_t offset = 0;
-        msgpack::object_handle oh = unpack_frame(data, size, k_max_depth, offset);
-        if (offset != size)
-            return unexpected{fail(decode_errc::trailing_bytes,
-                                   std::to_string(size - offset) + " bytes after the message")};
-        if (oh.get().type != msgpack::type::ARRAY)
-            return unexpected{fail(decode_errc::not_an_array, "top-level object is not an array")};
-        return decode_object(oh.get());
-    } catch (const msgpack::size_overflow& e) {
-        return unexpected{fail(decode_errc::limit_exceeded, e.what())};
-    } catch (const std::bad_alloc&) {
-        return unexpected{fail(decode_errc::limit_exceeded, "allocation failed")};
-    } catch (const std::exception& e) {
-        return unexpected{fail(decode_errc::malformed, e.what())};
+    // Decoded in place and returned as it is: one object on every path, so
+    // that it is never moved.
+    expected<message, decode_error> out = message{};
+    if (frame.empty()) {
+        out = unexpected{fail(decode_errc::empty, "empty frame")};
+        return out;
     }
+    try {
+        msgpack_reader r(reinterpret_cast<const char*>(frame.data()), frame.size(), k_max_depth);
+        if (!read_lone_message(r, *out)) out = unexpected{std::move(r.error())};
+    } catch (const std::bad_alloc&) {
+        out = unexpected{fail(decode_errc::limit_exceeded, "allocation failed")};
+    }
+    return out;
 }
 
 void decode_frame(std::span<const std::byte> frame, decoded_frame& out) noexcept {
-    out.clear();
-    auto whole_frame_fails = [&](decode_errc c, std::string detail) {
-        out.clear();
-        out.emplace_back(unexpected{fail(c, std::move(detail))});
-    };
-    if (frame.empty()) return whole_frame_fails(decode_errc::empty, "empty frame");
+    frame_slots slots(out);
+    if (frame.empty()) return slots.whole_frame_fails(fail(decode_errc::empty, "empty frame"));
     const auto* data = reinterpret_cast<const char*>(frame.data());
     const std::size_t size = frame.size();
     try {
         const bool batch = looks_like_batch(data, size);
-        std::size_t offset = 0;
-        msgpack::object_handle oh =
-            unpack_frame(data, size, batch ? k_max_depth + 2 : k_max_depth, offset);
-        if (offset != size)
-            return whole_frame_fails(decode_errc::trailing_bytes,
-                                     std::to_string(size - offset) + " bytes after the message");
-        const msgpack::object& o = oh.get();
-        if (o.type != msgpack::type::ARRAY)
-            return whole_frame_fails(decode_errc::not_an_array, "top-level object is not an array");
+        msgpack_reader r(data, size, batch ? k_max_depth + 2 : k_max_depth);
         if (!batch) {
-            out.push_back(decode_object(o));
-            return;
+            if (!read_lone_message(r, slots.next())) slots.fail_last(std::move(r.error()));
+            return slots.done();
         }
-        const auto& a = o.via.array;
-        if (a.ptr[0].via.u64 != k_protocol_version)
-            return whole_frame_fails(decode_errc::bad_version,
-                                     "BATCH of version " + std::to_string(a.ptr[0].via.u64));
-        if (a.size < 3 || a.ptr[2].type != msgpack::type::ARRAY || a.ptr[2].via.array.size == 0)
-            return whole_frame_fails(decode_errc::bad_field,
-                                     "BATCH messages is not a non-empty array");
-        const auto& messages = a.ptr[2].via.array;
-        out.reserve(messages.size);
-        for (std::uint32_t i = 0; i < messages.size; ++i)
-            out.push_back(decode_object(messages.ptr[i]));
-    } catch (const msgpack::size_overflow& e) {
-        whole_frame_fails(decode_errc::limit_exceeded, e.what());
+        auto whole_frame_fails = [&] { slots.whole_frame_fails(std::move(r.error())); };
+        std::uint64_t count = 0, extra = 0;
+        if (!read_batch_head(r, count, extra)) {
+            if (!is_frame_error(r.error().code) && !frame_at_fault(r, 0, 1) && !r.at_end())
+                trailing_bytes(r);
+            return whole_frame_fails();
+        }
+        for (; count > 0; --count) {
+            const std::size_t start = r.offset();
+            if (read_message(r, 3, slots.next())) continue;
+            if (is_frame_error(r.error().code) || frame_at_fault(r, start, 3))
+                return whole_frame_fails();
+            slots.fail_last(std::move(r.error()));
+        }
+        for (; extra > 0; --extra)
+            if (!r.skip(2)) return whole_frame_fails();
+        if (!r.at_end()) {
+            trailing_bytes(r);
+            return whole_frame_fails();
+        }
+        slots.done();
     } catch (const std::bad_alloc&) {
-        whole_frame_fails(decode_errc::limit_exceeded, "allocation failed");
-    } catch (const std::exception& e) {
-        whole_frame_fails(decode_errc::malformed, e.what());
+        slots.whole_frame_fails(fail(decode_errc::limit_exceeded, "allocation failed"));
     }
 }
 

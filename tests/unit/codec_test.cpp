@@ -911,6 +911,103 @@ TEST(Codec, AcceptsFourLevelsOfNestingAndRejectsFive) {
                               decode_errc::limit_exceeded));
 }
 
+TEST(Codec, AcceptsEverySignedIntegerFormatHoldingANonNegativeValue) {
+    // 3.3: uint: "accept any msgpack integer format whose value is
+    // non-negative and within the field's range".
+    const auto credit_with_amount = [](const std::string& amount) {
+        return frame_builder{}.array(5).uint(1).uint(12).str("w").raw(amount).boolean(true).frame();
+    };
+    for (const std::string& seven :
+         {bytes({0xd0, 0x07}), bytes({0xd1, 0, 0x07}), bytes({0xd2, 0, 0, 0, 0x07}),
+          bytes({0xd3, 0, 0, 0, 0, 0, 0, 0, 0x07})}) {
+        auto d = decode(credit_with_amount(seven));
+        ASSERT_TRUE(d) << d.error().detail;
+        EXPECT_EQ(std::get<credit>(*d).amount, 7u);
+    }
+    // The version and the type code too: BYE [int8 1, int16 7, "w"].
+    auto d = decode(bytes({0x93, 0xd0, 0x01, 0xd1, 0x00, 0x07, 0xa1, 'w'}));
+    ASSERT_TRUE(d) << d.error().detail;
+    EXPECT_TRUE(std::get<bye>(*d) == (bye{"w"}));
+    // A negative value in any format, and a bool, are not unsigned integers.
+    for (const std::string& bad : {bytes({0xff}), bytes({0xd0, 0xff}), bytes({0xd1, 0xff, 0xff}),
+                                   bytes({0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0}), bytes({0xc3})})
+        EXPECT_TRUE(rejected_with(credit_with_amount(bad), decode_errc::bad_field));
+}
+
+TEST(Codec, IgnoresFloatsAndNilInTrailingElements) {
+    // 3.3.3: floats and nil are used by no field, but may be appended by a
+    // later revision (3.2.4).
+    const std::string f = frame_builder{}
+                              .array(7)
+                              .uint(1)
+                              .uint(11)
+                              .str("j")
+                              .str("r")
+                              .raw(bytes({0xca, 0x3f, 0xc0, 0, 0}))
+                              .raw(bytes({0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0}))
+                              .nil()
+                              .frame();
+    auto d = decode(f);
+    ASSERT_TRUE(d) << d.error().detail;
+    EXPECT_TRUE(std::get<stop>(*d) == (stop{"j", "r"}));
+    // A float cut short is a truncated frame.
+    EXPECT_TRUE(rejected_with(f.substr(0, f.size() - 3), decode_errc::malformed));
+}
+
+TEST(Codec, RejectsEveryExtFormInIgnoredElements) {
+    // 3.3.3: "A message MUST NOT contain an ext value anywhere". Each form
+    // whole (type byte and data) is refused; cut short, it is malformed.
+    const std::string head = frame_builder{}.array(4).uint(1).uint(7).str("w").frame();
+    for (const std::string& ext :
+         {bytes({0xd4, 0x01, 0}), bytes({0xd5, 0x01, 0, 0}), bytes({0xd6, 0x01, 0, 0, 0, 0}),
+          bytes({0xd7, 0x01, 0, 0, 0, 0, 0, 0, 0, 0}),
+          bytes({0xd8, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}),
+          bytes({0xc7, 0x02, 0x01, 0, 0}), bytes({0xc8, 0x00, 0x02, 0x01, 0, 0}),
+          bytes({0xc9, 0, 0, 0, 0x02, 0x01, 0, 0})}) {
+        EXPECT_TRUE(rejected_with(head + ext, decode_errc::limit_exceeded))
+            << "ext form " << std::hex << (static_cast<unsigned>(ext[0]) & 0xff);
+        EXPECT_TRUE(
+            rejected_with(std::string_view(head + ext).substr(0, head.size() + ext.size() - 1),
+                          decode_errc::malformed));
+    }
+}
+
+TEST(Codec, AcceptsAMapInTrailingElementsAtTheDepthLimitAndRejectsOneDeeper) {
+    // 3.4: maps (only in ignored trailing elements) count toward the depth.
+    const std::string head = frame_builder{}.array(5).uint(1).uint(11).str("j").str("r").frame();
+    auto d = decode(head + bytes({0x81, 0x00, 0x91, 0x81, 0x01, 0xc0}));  // {0: [{1: nil}]}
+    ASSERT_TRUE(d) << d.error().detail;
+    EXPECT_TRUE(std::get<stop>(*d) == (stop{"j", "r"}));
+    EXPECT_TRUE(rejected_with(head + bytes({0x81, 0x00, 0x91, 0x81, 0x01, 0x80}),  // {} at level 5
+                              decode_errc::limit_exceeded));
+    EXPECT_TRUE(rejected_with(head + bytes({0x81, 0x00, 0x91, 0x81, 0x01, 0x90}),  // [] at level 5
+                              decode_errc::limit_exceeded));
+}
+
+TEST(Codec, RejectsAMapDeclaringMorePairsThanHalfTheFrame) {
+    // 3.4: "any map: at most min(frame size in bytes, 262,144) / 2 entries".
+    // 18 bytes: a map of 9 pairs is within the limit (then cut short), 10 not.
+    const std::string head = frame_builder{}.array(4).uint(1).uint(7).str("w").frame();
+    const std::string pairs(10, '\0');
+    EXPECT_TRUE(rejected_with(head + bytes({0xde, 0x00, 0x09}) + pairs, decode_errc::malformed));
+    EXPECT_TRUE(
+        rejected_with(head + bytes({0xde, 0x00, 0x0a}) + pairs, decode_errc::limit_exceeded));
+}
+
+TEST(Codec, AFaultInTheMsgpackOutranksAnyFaultOfTheMessage) {
+    // Whatever is wrong with the message itself, a frame that is not msgpack
+    // within the limits is refused as such, and one with bytes after its
+    // array as trailing_bytes.
+    const std::string bad_job = frame_builder{}.array(4).uint(1).uint(7).uint(5).frame();
+    EXPECT_TRUE(rejected_with(bad_job + bytes({0xc1}), decode_errc::malformed));
+    EXPECT_TRUE(rejected_with(bad_job + bytes({0xd4, 0x01, 0}), decode_errc::limit_exceeded));
+    EXPECT_TRUE(rejected_with(bad_job + bytes({0xc0, 0xc0}), decode_errc::trailing_bytes));
+    const std::string v2 = frame_builder{}.array(3).uint(2).uint(7).frame();
+    EXPECT_TRUE(rejected_with(v2 + bytes({0x91, 0x91, 0x91, 0x91}), decode_errc::limit_exceeded));
+    EXPECT_TRUE(rejected_with(bytes({0x81, 0x01, 0xc1}), decode_errc::malformed));
+    EXPECT_TRUE(rejected_with(bytes({0x80, 0x00}), decode_errc::trailing_bytes));
+}
+
 TEST(Codec, RejectsTheByteMsgpackNeverUses) {
     EXPECT_TRUE(rejected_with(bytes({0xc1}), decode_errc::malformed));
     EXPECT_TRUE(rejected_with(bytes({0x93, 0x01, 0x01, 0xc1}), decode_errc::malformed));
@@ -1074,6 +1171,72 @@ TEST(CodecBatch, DecodeRefusesABatch) {
     b.add(small_result(1));
     b.add(small_result(2));
     EXPECT_TRUE(rejected_with(b.frame(), decode_errc::unknown_type));
+}
+
+TEST(CodecBatch, AFrameGivesItsOwnMessagesWhateverThePreviousFrameLeft) {
+    // decode_frame() reuses the elements of `out`: optional fields absent
+    // from the wire must still read as their defaults, and nothing of the
+    // previous frame may remain.
+    batch_encoder b;
+    b.add(small_result(1));
+    b.add(message{job_open{"j", true, 3}});
+    b.add(message{ack{"j", {1, 2}, {3}, {2}}});
+    b.add(message{bye{"w", {{"j", 1, 1}}}});
+    decoded_frame out;
+    decode_frame(b.frame(), out);
+    ASSERT_EQ(out.size(), 4u);
+    const std::string bare_result =
+        result_up_to_status(0).uint(10).bin("o").str("").uint(7).frame();
+    const std::string bare_open = frame_builder{}.array(3).uint(1).uint(1).str("k").frame();
+    const std::string bare_ack =
+        frame_builder{}.array(5).uint(1).uint(8).str("k").array(0).array(0).frame();
+    const std::string frame = frame_builder{}.array(3).uint(1).uint(15).array(4).frame() +
+                              bare_result + bare_open + bare_ack + bytes({0x01});
+    decode_frame(frame, out);
+    ASSERT_EQ(out.size(), 4u);
+    ASSERT_TRUE(out[0]) << out[0].error().detail;
+    EXPECT_EQ(*out[0], (message{result{"j", 1, 1, "w", task_status::ok, 10, "o", "", 7, ""}}));
+    ASSERT_TRUE(out[1]) << out[1].error().detail;
+    EXPECT_EQ(*out[1], (message{job_open{"k", false, 0}}));
+    ASSERT_TRUE(out[2]) << out[2].error().detail;
+    EXPECT_EQ(*out[2], (message{ack{"k", {}, {}, {}}}));
+    ASSERT_FALSE(out[3]);
+    EXPECT_EQ(out[3].error().code, decode_errc::not_an_array);
+    // A smaller frame after it; then one whose element was an error before.
+    decode_frame(encode(message{bye{"w"}}), out);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(*out[0], (message{bye{"w"}}));
+    decode_frame(frame, out);
+    decode_frame(b.frame(), out);
+    ASSERT_EQ(out.size(), 4u);
+    EXPECT_EQ(*out[3], (message{bye{"w", {{"j", 1, 1}}}}));
+}
+
+TEST(CodecBatch, AFaultInTheMsgpackAfterABadMessageFailsTheWholeFrame) {
+    // 5.15.2: a bad message is dropped alone, but a frame that cannot be read
+    // is dropped whole, wherever the fault is.
+    const std::string good = valid_task_frame();
+    const std::string bad_stop = frame_builder{}.array(4).uint(1).uint(11).uint(5).str("r").frame();
+    const std::string head = frame_builder{}.array(3).uint(1).uint(15).array(3).frame();
+    decoded_frame out;
+    decode_frame(head + good + bad_stop + good, out);
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[1].error().code, decode_errc::bad_field);
+    for (const auto& [fault, want] :
+         {std::pair{bytes({0xc1}), decode_errc::malformed},
+          std::pair{bytes({0xd4, 0x01, 0x00}), decode_errc::limit_exceeded}}) {
+        // In the bad message's own ignored elements, and in the BATCH's.
+        std::string bent = bad_stop;
+        bent[0] = static_cast<char>(0x95);
+        decode_frame(head + good + bent + fault + good, out);
+        ASSERT_EQ(out.size(), 1u);
+        EXPECT_EQ(out[0].error().code, want);
+        decode_frame(
+            frame_builder{}.array(4).uint(1).uint(15).array(2).frame() + good + bad_stop + fault,
+            out);
+        ASSERT_EQ(out.size(), 1u);
+        EXPECT_EQ(out[0].error().code, want);
+    }
 }
 
 // ---------------------------------------------------------------------------
