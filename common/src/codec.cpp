@@ -626,8 +626,14 @@ bool peek_uint(const unsigned char*& p, const unsigned char* end, std::uint64_t&
         v = c;
         return true;
     }
-    const int n = c == 0xcc ? 1 : c == 0xcd ? 2 : c == 0xce ? 4 : c == 0xcf ? 8 : 0;
-    if (n == 0 || end - p < n) return false;
+    // uint 8-64, or int 8-64 holding a value that is not negative (3.3).
+    const bool is_signed = c >= 0xd0 && c <= 0xd3;
+    const int n = c == 0xcc || c == 0xd0   ? 1
+                  : c == 0xcd || c == 0xd1 ? 2
+                  : c == 0xce || c == 0xd2 ? 4
+                  : c == 0xcf || c == 0xd3 ? 8
+                                           : 0;
+    if (n == 0 || end - p < n || (is_signed && (*p & 0x80))) return false;
     v = 0;
     for (int i = 0; i < n; ++i)
         v = (v << 8) | *p++;

@@ -1166,6 +1166,19 @@ TEST(CodecBatch, OneMessageFramesDecodeAsBefore) {
     }
 }
 
+TEST(CodecBatch, VersionAndTypeInAnyIntegerFormat) {
+    // 3.3: a receiver accepts any integer format with a value in range; a
+    // BATCH's version and type are integers like any other.
+    const std::string good = valid_task_frame();
+    for (const auto& head : {bytes({0x93, 0xd0, 0x01, 0xd0, 0x0f}),  // int8
+                             bytes({0x93, 0xcd, 0x00, 0x01, 0xd3, 0, 0, 0, 0, 0, 0, 0, 0x0f})}) {
+        decoded_frame out;
+        decode_frame(head + bytes({0x92}) + good + good, out);
+        ASSERT_EQ(out.size(), 2u);
+        EXPECT_TRUE(out[0] && out[1]) << (out[0] ? "" : out[0].error().detail);
+    }
+}
+
 TEST(CodecBatch, DecodeRefusesABatch) {
     batch_encoder b;
     b.add(small_result(1));

@@ -1,8 +1,10 @@
 // Encoding and decoding of protocol messages (see protocol.hpp, PROTOCOL.md).
 //
 // decode() never throws and never allocates more than a bounded multiple of
-// its input: msgpack is unpacked with explicit limits, trailing bytes are
-// rejected, and every failure is a typed decode_error. Stateless; any thread.
+// its input: a hand-written msgpack reader (src/msgpack_reader.hpp) checks
+// every declared length against the bytes left and the limits of 3.4 before
+// it reads a field straight into its message, trailing bytes are rejected,
+// and every failure is a typed decode_error. Stateless; any thread.
 #pragma once
 
 #include <cstddef>
