@@ -199,11 +199,13 @@ class dispatcher {
         return std::max(ahead, floor);
     }
     // Push dispatch sends a batch to one worker (libzmq's round robin is per
-    // frame): small enough that each worker gets several per budget, so work
-    // stays spread; 1 when tasks are slow (the budget is then its floor).
+    // frame): small enough that each worker gets several per budget (and per
+    // window), so work stays spread; 1 when tasks are slow (the budget is
+    // then its floor).
     std::size_t push_batch_limit() const {
+        const double in_flight = std::min(push_budget(), static_cast<double>(ledger_.window()));
         const double per_batch =
-            push_budget() / static_cast<double>(k_push_min_per_peer * std::max(peers_, 1));
+            in_flight / static_cast<double>(k_push_min_per_peer * std::max(peers_, 1));
         return std::clamp<std::size_t>(static_cast<std::size_t>(per_batch), 1,
                                        proto::k_max_batch_messages);
     }

@@ -224,10 +224,13 @@ bool worker::impl::note_handshake(const zmq::message_t& ev, watched& w) {
         return false;
     } else if (event == ZMQ_EVENT_DISCONNECTED) {
         // A CURVE server that cannot read our HELLO (we encrypted it to the
-        // wrong key) just closes: no failure event reaches this side.
-        if (!opt_.curve.on() || w.succeeded || ++w.closed_in_handshake < 3) return false;
-        why = at + " closed the connection during the handshake " +
-              std::to_string(w.closed_in_handshake) + " times: " + check_key;
+        // wrong key) just closes: no failure event reaches this side. Nor is
+        // it proof: an impostor on the port closes the same way, and the
+        // right server may come. Said once; libzmq goes on retrying.
+        if (opt_.curve.on() && !w.succeeded && ++w.closed_in_handshake == 3)
+            spdlog::warn("{} closed the connection during the handshake 3 times: {}", at,
+                         check_key);
+        return false;
     } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
         why = at + " refused this worker's key (ZAP status " + std::to_string(value) +
               "): is its public key on the " + w.peer + "'s --allow list?";
