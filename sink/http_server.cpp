@@ -1,5 +1,7 @@
 #include "http_server.hpp"
 
+#include <sys/socket.h>
+
 #include <charconv>
 #include <chrono>
 
@@ -97,6 +99,13 @@ expected<std::unique_ptr<status_server>, std::string> status_server::start(
     server->new_task_queue = [] { return new httplib::ThreadPool(k_threads); };
     server->set_keep_alive_timeout(k_keep_alive_seconds);
     server->set_payload_max_length(k_max_request_body);
+    // httplib's default also sets SO_REUSEPORT, with which a second sink on
+    // the same port would silently share it; SO_REUSEADDR alone lets a
+    // restarted sink take its port back from TIME_WAIT.
+    server->set_socket_options([](socket_t sock) {
+        int yes = 1;
+        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     add_routes(*server, board);
     int port = at.port;
     if (port == 0)
