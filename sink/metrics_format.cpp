@@ -76,7 +76,8 @@ std::string format_metrics(const status_snapshot& s) {
     family(out, "zfarm_workers_alive", "gauge", "Workers heard from within the liveness timeout.");
     sample(out, "zfarm_workers_alive", s.counters.workers_alive);
     family(out, "zfarm_tasks_in_flight", "gauge",
-           "Tasks that live workers said, in their last heartbeat, they run.");
+           "Tasks that live workers said, in their last heartbeat, they hold (running or "
+           "queued).");
     sample(out, "zfarm_tasks_in_flight", s.in_flight);
     family(out, "zfarm_jobs_open", "gauge", "Jobs opened and not yet done or cancelled.");
     sample(out, "zfarm_jobs_open", s.counters.jobs_open);

@@ -72,9 +72,12 @@ void sink_stats::heartbeat(const proto::heartbeat& hb, clock::time_point now) {
     worker_entry* e = touch(hb.worker, now);
     if (!e) return;
     e->row.tasks_done = hb.tasks_done;
-    e->row.running = static_cast<std::uint32_t>(hb.running.size());
-    const double threads = std::max<std::uint32_t>(e->row.threads, 1);
-    const double occupancy = std::min(1.0, static_cast<double>(e->row.running) / threads);
+    // HEARTBEAT `running` lists what the worker holds, queued tasks too.
+    const auto held = static_cast<std::uint32_t>(hb.running.size());
+    const std::uint32_t threads = std::max<std::uint32_t>(e->row.threads, 1);
+    e->row.running = std::min(held, threads);
+    e->row.queued = held - e->row.running;
+    const double occupancy = static_cast<double>(e->row.running) / threads;
     e->row.busy =
         e->heard_heartbeat ? e->row.busy + k_busy_smoothing * (occupancy - e->row.busy) : occupancy;
     e->heard_heartbeat = true;
@@ -83,7 +86,7 @@ void sink_stats::heartbeat(const proto::heartbeat& hb, clock::time_point now) {
 void sink_stats::left(const std::string& worker, clock::time_point now) {
     if (auto it = workers_.find(worker); it != workers_.end()) {
         it->second.row.state = worker_state::left;
-        it->second.row.running = 0;
+        it->second.row.running = it->second.row.queued = 0;
         it->second.last_seen = now;
     }
 }
@@ -92,7 +95,7 @@ void sink_stats::lost(const std::string& worker, clock::time_point) {
     // Its last_seen stays: when it was last heard from is the point.
     if (auto it = workers_.find(worker); it != workers_.end()) {
         it->second.row.state = worker_state::lost;
-        it->second.row.running = 0;
+        it->second.row.running = it->second.row.queued = 0;
     }
 }
 
@@ -165,7 +168,7 @@ std::shared_ptr<const status_snapshot> sink_stats::snapshot(clock::time_point no
     for (const auto& [name, e] : workers_) {
         s->workers.push_back(e.row);
         s->workers.back().last_seen_seconds_ago = seconds(now - e.last_seen);
-        if (e.row.state == worker_state::alive) s->in_flight += e.row.running;
+        if (e.row.state == worker_state::alive) s->in_flight += e.row.running + e.row.queued;
     }
     s->failures.assign(failures_.begin(), failures_.end());
     s->failures_seen = failures_seen_;

@@ -51,6 +51,7 @@ json worker_json(const worker_row& w) {
             {"version", w.version},
             {"tasks_done", w.tasks_done},
             {"running", w.running},
+            {"queued", w.queued},
             {"busy_percent", 100.0 * w.busy},
             {"last_seen_seconds_ago", w.last_seen_seconds_ago},
             {"state", to_string(w.state)}};

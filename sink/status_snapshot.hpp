@@ -45,8 +45,11 @@ struct worker_row {
     std::uint32_t threads = 0;
     std::string version;
     std::uint64_t tasks_done = 0;  // its last HEARTBEAT's count
-    std::uint32_t running = 0;     // tasks it last said it runs
-    double busy = 0;               // share of its threads running a task, 0..1, smoothed
+    // Of the tasks its last HEARTBEAT said it holds, those its threads run
+    // (a worker runs what it holds as soon as a thread is free) and the rest.
+    std::uint32_t running = 0;
+    std::uint32_t queued = 0;
+    double busy = 0;  // share of its threads running a task, 0..1, smoothed over heartbeats
     double last_seen_seconds_ago = 0;
     worker_state state = worker_state::alive;
 };
@@ -75,12 +78,12 @@ struct status_snapshot {
     double uptime_seconds = 0;
     std::string version;
     sink_counters counters;
-    std::uint64_t in_flight = 0;        // tasks live workers last said they run
-    double rate = 0;                    // results recorded per second, all jobs, smoothed
-    std::vector<double> rate_history;   // one per second, oldest first
-    duration_histogram durations;       // of recorded results
-    std::vector<job_row> jobs;          // open ones by name, then finished ones, latest first
-    std::vector<worker_row> workers;    // by name
+    std::uint64_t in_flight = 0;       // tasks live workers last said they hold (running or queued)
+    double rate = 0;                   // results recorded per second, all jobs, smoothed
+    std::vector<double> rate_history;  // one per second, oldest first
+    duration_histogram durations;      // of recorded results
+    std::vector<job_row> jobs;         // open ones by name, then finished ones, latest first
+    std::vector<worker_row> workers;   // by name
     std::vector<failure_row> failures;  // latest first
     std::uint64_t failures_seen = 0;    // since the sink started, including those no longer kept
 };

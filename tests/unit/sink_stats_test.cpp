@@ -33,18 +33,25 @@ TEST(SinkStats, WorkerRowFollowsHelloHeartbeatLossAndRejoin) {
     job_table jobs;
     stats.hello(proto::hello{"w1", "node7", 4242, 4, "0.1.0"}, t0);
     stats.heartbeat(proto::heartbeat{"w1", 17, {{"j", 1, 1}, {"j", 2, 1}}}, t0 + 1s);
+    stats.hello(proto::hello{"w2", "node8", 99, 2, "0.1.0"}, t0);
+    stats.heartbeat(proto::heartbeat{"w2", 3, {{"j", 3, 1}, {"j", 4, 1}, {"j", 5, 1}}}, t0 + 1s);
     auto s = stats.snapshot(t0 + 2s, jobs, {});
-    ASSERT_EQ(s->workers.size(), 1u);
+    ASSERT_EQ(s->workers.size(), 2u);
     const auto& w = s->workers[0];
     EXPECT_EQ(w.host, "node7");
     EXPECT_EQ(w.pid, 4242u);
     EXPECT_EQ(w.threads, 4u);
     EXPECT_EQ(w.tasks_done, 17u);
     EXPECT_EQ(w.running, 2u);
+    EXPECT_EQ(w.queued, 0u);
     EXPECT_DOUBLE_EQ(w.busy, 0.5);
     EXPECT_DOUBLE_EQ(w.last_seen_seconds_ago, 1.0);
     EXPECT_EQ(w.state, worker_state::alive);
-    EXPECT_EQ(s->in_flight, 2u);
+    EXPECT_EQ(s->workers[1].running, 2u) << "two threads";
+    EXPECT_EQ(s->workers[1].queued, 1u);
+    EXPECT_DOUBLE_EQ(s->workers[1].busy, 1.0);
+    EXPECT_EQ(s->in_flight, 5u);
+    stats.left("w2", t0 + 2s);
 
     stats.lost("w1", t0 + 5s);
     s = stats.snapshot(t0 + 5s, jobs, {});
