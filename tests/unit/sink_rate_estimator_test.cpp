@@ -1,5 +1,6 @@
-// Unit tests for sink/rate_estimator.hpp: the rate and ETA the status
-// endpoint shows, for a steady job, one that speeds up, and one that stalls.
+// Unit tests for sink/rate_estimator.hpp (the sink's; the ventilator's
+// progress line has its own): the rate and ETA the status endpoint shows,
+// for a steady job, one that speeds up, and one that stalls.
 #include "rate_estimator.hpp"
 
 #include <gtest/gtest.h>
@@ -25,7 +26,7 @@ std::uint64_t run(rate_estimator& e, std::chrono::steady_clock::time_point& now,
     return count;
 }
 
-TEST(RateEstimator, HasNoRateNorEtaBeforeTwoSamples) {
+TEST(SinkRateEstimator, HasNoRateNorEtaBeforeTwoSamples) {
     rate_estimator e;
     EXPECT_EQ(e.rate(), 0);
     EXPECT_FALSE(e.eta_seconds(10));
@@ -34,7 +35,7 @@ TEST(RateEstimator, HasNoRateNorEtaBeforeTwoSamples) {
     EXPECT_EQ(e.eta_seconds(0), 0.0) << "nothing left: done now";
 }
 
-TEST(RateEstimator, SteadyRateGivesTheRemainingOverTheRate) {
+TEST(SinkRateEstimator, SteadyRateGivesTheRemainingOverTheRate) {
     rate_estimator e;
     auto now = t0;
     e.sample(now, 0);
@@ -45,7 +46,7 @@ TEST(RateEstimator, SteadyRateGivesTheRemainingOverTheRate) {
     EXPECT_FALSE(e.stalled());
 }
 
-TEST(RateEstimator, IrregularSamplesOfASteadyRateKeepIt) {
+TEST(SinkRateEstimator, IrregularSamplesOfASteadyRateKeepIt) {
     rate_estimator e;
     auto now = t0;
     std::uint64_t count = 0;
@@ -58,7 +59,7 @@ TEST(RateEstimator, IrregularSamplesOfASteadyRateKeepIt) {
     EXPECT_NEAR(e.rate(), 50.0, 0.5);
 }
 
-TEST(RateEstimator, AcceleratingJobFollowsTheRecentRateNotTheAverage) {
+TEST(SinkRateEstimator, AcceleratingJobFollowsTheRecentRateNotTheAverage) {
     rate_estimator e;  // time constant 5 s
     auto now = t0;
     e.sample(now, 0);
@@ -71,7 +72,7 @@ TEST(RateEstimator, AcceleratingJobFollowsTheRecentRateNotTheAverage) {
     EXPECT_LT(*e.eta_seconds(10000), 10000 / average / 2) << "the ETA follows the new pace";
 }
 
-TEST(RateEstimator, RateMovesTowardANewPaceWithinAFewSeconds) {
+TEST(SinkRateEstimator, RateMovesTowardANewPaceWithinAFewSeconds) {
     rate_estimator e;
     auto now = t0;
     e.sample(now, 0);
@@ -81,7 +82,7 @@ TEST(RateEstimator, RateMovesTowardANewPaceWithinAFewSeconds) {
     EXPECT_LT(e.rate(), 200.0);
 }
 
-TEST(RateEstimator, StalledJobHasNoEtaUntilItMovesAgain) {
+TEST(SinkRateEstimator, StalledJobHasNoEtaUntilItMovesAgain) {
     rate_estimator e;  // stalled after 3 s without progress
     auto now = t0;
     e.sample(now, 0);
@@ -98,7 +99,7 @@ TEST(RateEstimator, StalledJobHasNoEtaUntilItMovesAgain) {
     EXPECT_TRUE(e.eta_seconds(500));
 }
 
-TEST(RateEstimator, CountGoingBackRestartsTheEstimate) {
+TEST(SinkRateEstimator, CountGoingBackRestartsTheEstimate) {
     rate_estimator e;
     auto now = t0;
     e.sample(now, 0);
