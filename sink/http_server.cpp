@@ -15,10 +15,12 @@ namespace zfarm::sink {
 namespace {
 
 // Few threads: the handlers copy a snapshot's rendering out, and the machine
-// runs the sink's main loop and maybe workers. Idle keep-alive connections
-// (a dashboard tab) are let go after a second so they do not hold them all.
+// runs the sink's main loop and maybe workers. A connection holds a thread
+// while it is open, so idle keep-alive ones (a dashboard tab) are let go
+// after a second, and one that sends nothing after two.
 constexpr std::size_t k_threads = 4;
 constexpr time_t k_keep_alive_seconds = 1;
+constexpr time_t k_io_timeout_seconds = 2;
 constexpr std::size_t k_max_request_body = 64 * 1024;
 
 // Serves the latest snapshot rendered by `format`, or 503 before the first.
@@ -98,6 +100,8 @@ expected<std::unique_ptr<status_server>, std::string> status_server::start(
     auto server = std::make_unique<httplib::Server>();
     server->new_task_queue = [] { return new httplib::ThreadPool(k_threads); };
     server->set_keep_alive_timeout(k_keep_alive_seconds);
+    server->set_read_timeout(k_io_timeout_seconds);
+    server->set_write_timeout(k_io_timeout_seconds);
     server->set_payload_max_length(k_max_request_body);
     // httplib's default also sets SO_REUSEPORT, with which a second sink on
     // the same port would silently share it; SO_REUSEADDR alone lets a

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "support/pipeline.hpp"
+#include "support/raw_tcp.hpp"
 #include "support/status_client.hpp"
 
 namespace zfarm::test {
@@ -216,6 +217,14 @@ TEST_P(SinkStatusEndpoint, BadRequestsGetAnErrorAndTheSinkServesOn) {
         "HTTP/1.1 414");
     (void)raw_exchange(*port, std::string("\0\xff\r\n\r\n", 6), false);
     (void)raw_exchange(*port, "GET /status HTTP/1.1\r\n", false);  // cut short
+
+    {
+        // As many silent clients as the server has threads: each is let go
+        // after its read timeout, and the status still comes.
+        silent_connections idle({*port}, 4);
+        ASSERT_EQ(idle.size(), 4u);
+        EXPECT_TRUE(get_status(*port).is_object()) << "silent clients stalled the endpoint";
+    }
 
     // The sink still serves, and records a job.
     EXPECT_TRUE(get_status(*port).is_object());
