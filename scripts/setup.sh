@@ -45,6 +45,8 @@ EOF
 # sshd its test starts on a loopback port. slurm-wlm (slurmctld, slurmd,
 # slurm-client) and munge: the Slurm test runs scripts/slurm/zfarm.sbatch on
 # a three-node cluster of its own (tests/support/slurm-cluster.sh).
+# libcpp-httplib-dev: the sink's --http status endpoint (cpp-httplib);
+# chromium: the headless browser the dashboard's test loads the page in.
 readonly packages=(
     cmake g++ make pkg-config git iproute2 iptables ccache libnetfilter-queue-dev
     libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
@@ -54,6 +56,7 @@ readonly packages=(
     libbenchmark-dev parallel clang time
     tmux openssh-client openssh-server
     slurm-wlm slurmctld slurmd slurm-client munge
+    libcpp-httplib-dev chromium
 )
 
 die() {

@@ -54,6 +54,12 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     curve_flags curve;
     add_curve_flags(app, curve, curve_program::sink);
+    std::string http;
+    auto* http_option =
+        app.add_option("--http", http,
+                       "Serve the status endpoint on HOST:PORT (:PORT for 127.0.0.1; port 0: any "
+                       "free port, logged): GET / a live dashboard, /status JSON, /metrics for "
+                       "Prometheus. Off by default");
     if (auto rc = parse_command_line(app, argc, argv)) return *rc;
     auto security = load_curve_flags(curve, curve_program::sink);
     if (!security) return usage_error(app.get_name(), security.error());
@@ -63,6 +69,11 @@ int main(int argc, char** argv) {
             return usage_error(app.get_name(), ok.error());
     if (opt.resume && (opt.output.empty() || opt.output == "-"))
         return usage_error(app.get_name(), "--resume needs -o FILE, the output to resume");
+    if (*http_option) {
+        auto at = sink::parse_http_address(http);
+        if (!at) return usage_error(app.get_name(), at.error());
+        opt.http = *at;
+    }
     opt.format = *sink::parse_output_format(format);
     if (opt.resume && opt.format != sink::output_format::jsonl)
         return usage_error(app.get_name(),

@@ -9,11 +9,13 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "http_server.hpp"
 #include "job_log.hpp"
 #include "job_table.hpp"
 #include "recovery.hpp"
 #include "result_recorder.hpp"
 #include "result_writer.hpp"
+#include "sink_stats.hpp"
 #include "worker_table.hpp"
 #include "zfarm/codec.hpp"
 #include "zfarm/logging.hpp"
@@ -31,6 +33,8 @@ constexpr auto k_poll_interval = std::chrono::milliseconds(100);
 // A worker is declared lost within this of its liveness timeout; relays,
 // which carry every held id, stay at k_done_republish.
 constexpr auto k_liveness_check = std::chrono::milliseconds(250);
+// How often the status endpoint's snapshot is refreshed (with --http).
+constexpr auto k_status_refresh = std::chrono::milliseconds(250);
 
 class sink_loop {
   public:
@@ -73,8 +77,14 @@ class sink_loop {
     void handle(proto::message& msg, const zmq::message_t& raw, clock::time_point now) {
         if (auto* r = std::get_if<proto::result>(&msg)) {
             if (!r->worker.empty()) workers_.seen(r->worker, now);  // empty: from the ventilator
+            // Taken before add(), which may move the result.
+            const std::uint64_t elapsed_us = r->elapsed_us;
+            std::optional<failure_row> failure;
+            if (r->status == proto::task_status::failed) failure = sink_stats::failure_of(*r);
             switch (recorder_.add(*r, now)) {  // written (or held) and acknowledged
                 case job_table::record_outcome::added:
+                    stats_.recorded(elapsed_us, std::move(failure));
+                    break;
                 case job_table::record_outcome::duplicate:
                     break;
                 case job_table::record_outcome::rejected:
@@ -82,6 +92,7 @@ class sink_loop {
                                 "task id out of range for job " + r->job);
                     break;
                 case job_table::record_outcome::retry:
+                    if (failure) stats_.retried(std::move(*failure));
                     retries_.push_back(proto::retry{r->job, r->id, r->attempt, r->error});
                     break;
             }
@@ -123,15 +134,18 @@ class sink_loop {
             spdlog::info("worker {} joined (host {}, pid {}, {} threads, v{})", h->worker, h->host,
                          h->pid, h->threads, h->version);
             workers_.hello(*h, now);
+            stats_.hello(*h, now);
         } else if (auto* b = std::get_if<proto::bye>(&msg)) {
             spdlog::info("worker {} left", b->worker);
             workers_.bye(b->worker);
+            stats_.left(b->worker, now);
             // Whatever was still queued to it (push dispatch: in its socket
             // buffers) is sent again at once, not after a lease. Published
             // after this batch's ACKs, so its last results are not re-sent.
             departed_.push_back(proto::lost{b->worker, b->returned});
         } else if (auto* hb = std::get_if<proto::heartbeat>(&msg)) {
             workers_.heartbeat(*hb, now);
+            stats_.heartbeat(*hb, now);
         } else {
             drops_.drop(
                 "results", peer_address(raw),
@@ -192,6 +206,7 @@ class sink_loop {
                           [&](const proto::task_ref& t) { return recorder_.holds(t.job, t.id); });
             spdlog::warn("worker {} lost: silent for too long, holding {} task(s)", l.worker,
                          l.tasks.size());
+            stats_.lost(l.worker, now);
             proto::encode(l, scratch_);
             publish(control_, proto::k_topic_lost, scratch_);
         }
@@ -219,6 +234,14 @@ class sink_loop {
             d.open_jobs = static_cast<std::uint32_t>(jobs_.open_count());
             publish_done(d);
         }
+    }
+
+    // What the status endpoint shows now.
+    std::shared_ptr<const status_snapshot> status(clock::time_point now) {
+        return stats_.snapshot(
+            now, jobs_,
+            sink_counters{0, recorder_.duplicates(), drops_.count(), workers_.lost_count(),
+                          workers_.alive(), jobs_.open_count()});
     }
 
     std::uint64_t dropped() const { return drops_.count(); }
@@ -262,6 +285,7 @@ class sink_loop {
     job_table jobs_;
     result_recorder recorder_;
     worker_table workers_;
+    sink_stats stats_;
     drop_counter drops_;
     std::string scratch_;
     proto::decoded_frame frame_;
@@ -324,6 +348,20 @@ expected<sink_summary, std::string> run_sink(const sink_options& opt) {
                      opt.output.empty() || opt.output == "-" ? "stdout" : opt.output);
 
         sink_loop loop(results, control, *writer, log ? &*log : nullptr, opt, std::move(jobs));
+        // The status endpoint reads snapshots the loop publishes a few times
+        // a second, never the loop's own state.
+        snapshot_board board;
+        std::unique_ptr<status_server> http;
+        if (opt.http) {
+            board.publish(loop.status(clock::now()));
+            auto s = status_server::start(*opt.http, board);
+            if (!s) return unexpected{s.error()};
+            http = std::move(*s);
+            const bool v6 = opt.http->host.find(':') != std::string::npos;
+            spdlog::info("http: listening on http://{}{}{}:{}/", v6 ? "[" : "", opt.http->host,
+                         v6 ? "]" : "", http->port());
+        }
+        auto next_status = clock::now() + k_status_refresh;
         sink_summary summary;
         auto next_republish = clock::now() + k_done_republish;
         auto next_liveness_check = clock::now() + k_liveness_check;
@@ -348,6 +386,10 @@ expected<sink_summary, std::string> run_sink(const sink_options& opt) {
                 loop.relay(now);
                 loop.republish_done();
                 next_republish = now + (leave_at ? k_poll_interval : k_done_republish);
+            }
+            if (http && now >= next_status) {
+                board.publish(loop.status(now));
+                next_status = now + k_status_refresh;
             }
             if (leave_at && now >= *leave_at) break;
         }

@@ -7,8 +7,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "http_server.hpp"
 #include "output_format.hpp"
 #include "zfarm/sockets.hpp"
 
@@ -30,6 +32,9 @@ struct sink_options {
     transport_options transport;
     // CURVE on both sockets, admitting only `curve.allowed` (PROTOCOL.md 12).
     curve::options curve;
+    // Where to serve the status endpoint (/metrics, /status, the dashboard);
+    // none: not served.
+    std::optional<http_address> http;
 };
 
 struct sink_summary {
