@@ -1,5 +1,7 @@
 #include "progress.hpp"
 
+#include <sys/ioctl.h>
+
 #include <spdlog/spdlog.h>
 
 #include <cmath>
@@ -8,6 +10,7 @@ namespace zfarm::ventilator {
 namespace {
 
 constexpr auto k_live_redraw = std::chrono::milliseconds(200);
+constexpr auto k_sample_every = std::chrono::milliseconds(100);
 constexpr auto k_min_span = std::chrono::milliseconds(200);
 // Erases the line the cursor is on.
 constexpr std::string_view k_clear_line = "\r\x1b[K";
@@ -102,8 +105,12 @@ progress_display::progress_display(std::FILE* out, bool live, clock::duration in
     : out_(out), live_(live), interval_(interval) {}
 
 void progress_display::update(const progress_state& s, clock::time_point now) {
-    rate_.sample(now, s.done - s.resumed);
-    if (finished_ || now < next_draw_) return;
+    if (finished_) return;
+    if (now >= next_sample_) {  // the loop calls often: a rate needs far fewer samples
+        rate_.sample(now, s.done - s.resumed);
+        next_sample_ = now + k_sample_every;
+    }
+    if (now < next_draw_) return;
     if (!live_) {
         if (interval_ <= clock::duration::zero()) return;
         if (next_draw_ == clock::time_point{}) {  // the first line after one interval
@@ -140,6 +147,11 @@ void progress_display::finish(const progress_state& s, clock::time_point now) {
 
 void progress_display::draw(const progress_state& s) {
     line_ = progress_line(s, rate_.rate(), remaining_eta(s));
+    // A line wider than the terminal wraps, and "\r ESC[K" would then erase
+    // only its last row: cut it to the width (read each time: it may change).
+    winsize ws{};
+    if (ioctl(fileno(out_), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && line_.size() >= ws.ws_col)
+        line_.resize(ws.ws_col - 1u);
     std::fwrite(k_clear_line.data(), 1, k_clear_line.size(), out_);
     std::fwrite(line_.data(), 1, line_.size(), out_);
     std::fflush(out_);

@@ -88,6 +88,7 @@ class progress_display {
     clock::duration interval_;
     rate_estimator rate_;
     clock::time_point next_draw_{};
+    clock::time_point next_sample_{};
     std::string line_;  // the live line on screen, empty when none
     bool finished_ = false;
     std::mutex mu_;

@@ -46,6 +46,9 @@ constexpr int k_push_min_per_peer = 8;
 constexpr double k_stall_factor = 4.0;
 constexpr int k_push_pipe_hwm = 1000;
 constexpr auto k_stall_min = std::chrono::milliseconds(250);
+constexpr int k_handshake_failed = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
 
 class dispatcher {
   public:
@@ -62,7 +65,9 @@ class dispatcher {
           sink_monitor_(sink_monitor),
           ledger_(opt.window),
           halt_(opt.halt_on_failure),
-          asking_recorded_(opt.resume) {}
+          asking_recorded_(opt.resume) {
+        batch_.limit_bytes_for(opt.transport.max_message);
+    }
 
     expected<job_outcome, std::string> run();
 
@@ -109,7 +114,8 @@ class dispatcher {
     void commit_batch(clock::time_point now, const std::string* who);
     proto::batch_encoder batch_;
     std::vector<std::uint64_t> batch_resends_;
-    std::size_t batch_new_ = 0;  // the first of pending_ in batch_
+    std::size_t batch_new_ = 0;               // the first of pending_ in batch_
+    std::optional<std::string> input_error_;  // the source failed after what was sent
     // Queues `id` to be sent again with the next attempt number, or gives up
     // on it (records it failed through the sink) when attempts are exhausted.
     void resend(std::uint64_t id, std::string_view why);
@@ -174,6 +180,7 @@ class dispatcher {
     bool settled(clock::time_point now) const;
     void on_monitor(clock::time_point now);
     int peers_ = 0;
+    int failed_handshakes_ = 0;  // whose DISCONNECTED is still to come
 
     // Push dispatch also keeps in flight only about k_push_ahead of work at
     // the observed rate (at least k_push_min_per_peer per worker): enough to
@@ -241,7 +248,8 @@ bool dispatcher::on_control() {
                 spdlog::debug("sink acknowledged job {}", opt_.job);
                 opened_ = true;
             }
-            std::size_t f = 0;  // `failed` is in the order of `ids`
+            // `failed` is some of `ids`, in no order the protocol promises.
+            const std::unordered_set<std::uint64_t> failed(a->failed.begin(), a->failed.end());
             for (auto id : a->ids) {
                 if (!credit_mode() && (++age_sample_ & 7) == 0) {
                     if (const auto* e = ledger_.find(id)) {
@@ -250,9 +258,7 @@ bool dispatcher::on_control() {
                         ack_age_s_ = ack_age_s_ == 0 ? age : 0.95 * ack_age_s_ + 0.05 * age;
                     }
                 }
-                const bool failed = f < a->failed.size() && a->failed[f] == id;
-                f += failed;
-                if (ledger_.acknowledge(id) && failed) ++failed_seen_;
+                if (ledger_.acknowledge(id) && failed.contains(id)) ++failed_seen_;
             }
             if (halt_.on_failed(a->failed))
                 spdlog::warn(
@@ -396,9 +402,17 @@ void dispatcher::on_monitor(clock::time_point now) {
         if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             if (peers_++ == 0) first_join_ = now;
             last_join_ = now;
-        } else if (event == ZMQ_EVENT_DISCONNECTED && peers_ > 0) {
-            --peers_;
-            schedule_sweep(now);  // a worker's connection is gone, and what it held
+        } else if (event & k_handshake_failed) {
+            // libzmq reports a DISCONNECTED after each failed handshake (a
+            // port scan, garbage, a refused key): not a worker leaving.
+            ++failed_handshakes_;
+        } else if (event == ZMQ_EVENT_DISCONNECTED) {
+            if (failed_handshakes_ > 0) {
+                --failed_handshakes_;
+            } else if (peers_ > 0) {
+                --peers_;
+                schedule_sweep(now);  // a worker's connection is gone, and what it held
+            }
         }
     }
 }
@@ -573,6 +587,7 @@ expected<bool, std::string> dispatcher::dispatch(clock::time_point now) {
         progressed = true;
         dispatching_ = true;
     }
+    if (input_error_) return unexpected{*input_error_};
     return progressed;
 }
 
@@ -601,7 +616,11 @@ expected<std::size_t, std::string> dispatcher::fill_batch(std::size_t limit) {
         if (batch_new_ == pending_.size()) {
             if (exhausted_) break;
             auto next = source_.next();
-            if (!next) return unexpected{next.error()};
+            if (!next) {  // bad input: what is batched goes first, then the error
+                input_error_ = next.error();
+                exhausted_ = true;
+                break;
+            }
             if (!*next) {
                 exhausted_ = true;
                 break;
@@ -871,7 +890,8 @@ expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
         if (!credit) {
             const std::string monitor_ep = "inproc://zfarm-ventilator-monitor";
             if (zmq_socket_monitor(tasks.handle(), monitor_ep.c_str(),
-                                   ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0)
+                                   ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                                       k_handshake_failed) != 0)
                 return unexpected{std::string("cannot monitor the tasks socket")};
             monitor.connect(monitor_ep);
         }

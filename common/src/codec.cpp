@@ -584,6 +584,12 @@ bool read_batch_head(msgpack_reader& r, std::uint64_t& count, std::uint64_t& ext
     if (!r.read(v, 2)) return false;
     if (v.type != mp_type::array || v.n == 0)
         return r.fail(decode_errc::bad_field, std::string(k_no_messages));
+    // More would make a small frame of tiny bad messages cost a receiver
+    // hundreds of bytes of decoded slots each.
+    if (v.n > k_max_batch_messages)
+        return r.fail(decode_errc::limit_exceeded, "BATCH of " + std::to_string(v.n) +
+                                                       " messages, more than " +
+                                                       std::to_string(k_max_batch_messages));
     count = v.n;
     extra = n - 3;
     return true;

@@ -77,6 +77,7 @@ MAX_NAME = 256  # bytes, for job, worker, kind, host, version (3.4)
 MAX_LIST = 65_536  # elements of HEARTBEAT `running`, BYE `returned` (3.4)
 MAX_ARRAY = 262_144  # elements of any array anywhere (3.4)
 MAX_DEPTH = 4  # nested containers, the message's own array counting (3.4)
+MAX_BATCH = 4096  # messages in one BATCH (5.15)
 UINT32 = 2**32 - 1
 UINT64 = 2**64 - 1
 DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024  # ZMQ_MAXMSGSIZE (3.4)
@@ -284,6 +285,8 @@ def decode_frame(frame: bytes) -> list:
         raise Malformed(f"BATCH of version {msg[0]!r}, not 1")
     if len(msg) < 3 or not isinstance(msg[2], list) or isinstance(msg[2], _Map) or not msg[2]:
         raise Malformed("BATCH messages is not a non-empty array")
+    if len(msg[2]) > MAX_BATCH:
+        raise Malformed(f"BATCH of {len(msg[2])} messages, more than {MAX_BATCH}")
     _check_nesting(msg, 1, MAX_DEPTH + 2)  # its array and list, then messages as deep as alone
     out: list = []
     for element in msg[2]:

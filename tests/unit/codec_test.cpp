@@ -1069,8 +1069,8 @@ TEST(CodecBatch, ALoneMessageIsSentWithoutTheWrapper) {
 }
 
 TEST(CodecBatch, UsesTheShortestArrayHeaderForEveryCount) {
-    // fixarray up to 15, array 16 up to 65535, array 32 beyond.
-    for (std::size_t n : {2u, 15u, 16u, 65535u, 65536u}) {
+    // fixarray up to 15, array 16 beyond (a BATCH holds at most 4096).
+    for (std::size_t n : {2u, 15u, 16u, 4096u}) {
         batch_encoder b;
         for (std::size_t i = 0; i < n; ++i)
             b.add(message{stop{"", ""}});
@@ -1078,16 +1078,43 @@ TEST(CodecBatch, UsesTheShortestArrayHeaderForEveryCount) {
         const unsigned char h = static_cast<unsigned char>(frame[3]);
         if (n < 16) {
             EXPECT_EQ(h, 0x90 | n) << n;
-        } else if (n <= 0xffff) {
-            EXPECT_EQ(h, 0xdc) << n;
         } else {
-            EXPECT_EQ(h, 0xdd) << n;
+            EXPECT_EQ(h, 0xdc) << n;
         }
         decoded_frame out;
         decode_frame(frame, out);
         ASSERT_EQ(out.size(), n);
         EXPECT_TRUE(out.back()) << out.back().error().detail;
     }
+}
+
+TEST(CodecBatch, AnyArrayHeaderUpTo4096Messages) {
+    const std::string stop_frame = encode(message{stop{"", ""}});
+    const std::string head = frame_builder{}.array(3).uint(1).uint(15).frame();
+    decoded_frame out;
+    decode_frame(head + bytes({0xdd, 0, 0, 0, 2}) + stop_frame + stop_frame, out);  // array 32
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_TRUE(out[0] && out[1]);
+    std::string many = head + bytes({0xdc, 0x10, 0x01});  // 4097
+    for (int i = 0; i < 4097; ++i)
+        many += stop_frame;
+    decode_frame(many, out);
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_FALSE(out[0]);
+    EXPECT_EQ(out[0].error().code, decode_errc::limit_exceeded);
+}
+
+TEST(CodecBatch, BytesAreLimitedByTheSendersMaxMessage) {
+    batch_encoder b;
+    EXPECT_EQ(b.max_bytes(), k_max_batch_bytes);
+    b.limit_bytes_for(64 * 1024);
+    EXPECT_EQ(b.max_bytes(), 32u * 1024);
+    b.limit_bytes_for(std::size_t{16} << 20);
+    EXPECT_EQ(b.max_bytes(), k_max_batch_bytes);
+    b.limit_bytes_for(4096);
+    b.add(small_result(0));
+    EXPECT_FALSE(b.full_for(1000));
+    EXPECT_TRUE(b.full_for(2048));
 }
 
 TEST(CodecBatch, FullForCountsMessagesAndBytes) {

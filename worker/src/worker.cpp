@@ -65,6 +65,7 @@ class worker::impl {
   public:
     explicit impl(worker_options o) : opt_(std::move(o)) {
         id_ = opt_.identity.empty() ? make_identity() : opt_.identity;
+        out_.limit_bytes_for(opt_.transport.max_message);
     }
 
     expected<worker_summary, worker_error> run();
@@ -197,7 +198,8 @@ void worker::impl::send_results(zmq::socket_t& results, std::string_view frame) 
         for (auto& w : watches_)
             watch_handshakes(w);
         if (refused_) throw refused_error{};
-        if (stop_level() >= 2) return;  // leaving now: what is unsent is sent again elsewhere
+        // Leaving now: what is unsent is sent again elsewhere.
+        if (std::max(stop_level(), leave_level()) >= 2) return;
     }
 }
 
@@ -252,7 +254,10 @@ bool worker::impl::note_handshake(const zmq::message_t& ev, watched& w) {
 }
 
 void worker::impl::queue_result(zmq::socket_t& results, const proto::result& r) {
-    if (out_.full_for(r.output.size() + r.error.size())) flush(results);
+    constexpr std::size_t k_fixed_fields = 64;  // header, integers, string headers
+    if (out_.full_for(r.job.size() + r.worker.size() + r.output.size() + r.error.size() +
+                      r.kind.size() + k_fixed_fields))
+        flush(results);
     out_.add(r);
 }
 

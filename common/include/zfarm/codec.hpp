@@ -7,6 +7,7 @@
 // and every failure is a typed decode_error. Stateless; any thread.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -70,10 +71,17 @@ class batch_encoder {
     // Bytes of the messages added so far.
     std::size_t bytes() const noexcept { return buf_.size() - k_prefix; }
     // Whether adding a message of about `more` bytes would pass the sender's
-    // limits (k_max_batch_messages, k_max_batch_bytes); never for an empty batch.
+    // limits (k_max_batch_messages, max_bytes()); never for an empty batch.
     bool full_for(std::size_t more) const noexcept {
-        return count_ > 0 && (count_ >= k_max_batch_messages || bytes() + more > k_max_batch_bytes);
+        return count_ > 0 && (count_ >= k_max_batch_messages || bytes() + more > max_bytes_);
     }
+    // A batch must fit the receiver's frame size (5.15, rule 5): a sender
+    // keeps it to half of its own --max-message, which the programs of one
+    // pipeline share, and to k_max_batch_bytes.
+    void limit_bytes_for(std::size_t max_message) noexcept {
+        max_bytes_ = std::min(k_max_batch_bytes, max_message / 2);
+    }
+    std::size_t max_bytes() const noexcept { return max_bytes_; }
     // The frame to send (empty when nothing was added). Valid until the next
     // change.
     std::string_view frame();
@@ -84,6 +92,7 @@ class batch_encoder {
     static constexpr std::size_t k_prefix = 8;
     std::string buf_;
     std::size_t count_ = 0;
+    std::size_t max_bytes_ = k_max_batch_bytes;
 };
 
 // Decodes a frame holding one message. A BATCH is refused (unknown_type):
