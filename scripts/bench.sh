@@ -227,8 +227,8 @@ throughput_run() {
     mkdir -p "$dir"
     case $what in
     zfarm-*)
-        local mode=${what#zfarm-} sink_extra=() vent_extra=()
-        worker_args=()
+        # worker_args is local here: start_pipeline sees it, later runs do not.
+        local mode=${what#zfarm-} sink_extra=() vent_extra=() worker_args=()
         if [[ $mode == *-curve ]]; then
             mode=${mode%-curve}
             curve_keys
