@@ -23,7 +23,7 @@ Installs missing packages (scripts/setup.sh --deps-only), then runs:
               leaves out the tests of the launch scripts (LaunchScripts, Slurm,
               BenchSmoke): they run the same programs as the rest, through
               bash, tmux, sshd and slurmd, and take minutes
-  fuzz        scripts/fuzz.sh --seconds ZFARM_FUZZ_SECONDS (default 20): the
+  fuzz        scripts/fuzz.sh --seconds ZFARM_FUZZ_SECONDS (default 60): the
               libFuzzer targets, built with clang, after replaying past crashers
 
 Options:
@@ -179,9 +179,9 @@ elif ((!${build_failed:-0})); then
     skipped+=(asan-build asan-ctest)
 fi
 if ((run_asan)); then
-    stage "fuzz: scripts/fuzz.sh --seconds ${ZFARM_FUZZ_SECONDS:-20}"
+    stage "fuzz: scripts/fuzz.sh --seconds ${ZFARM_FUZZ_SECONDS:-60}"
     status=0
-    bash scripts/fuzz.sh --seconds "${ZFARM_FUZZ_SECONDS:-20}" || status=$?
+    bash scripts/fuzz.sh --seconds "${ZFARM_FUZZ_SECONDS:-60}" || status=$?
     record fuzz "$status"
 elif ((!${build_failed:-0})); then
     skipped+=(fuzz)
