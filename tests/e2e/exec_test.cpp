@@ -197,6 +197,20 @@ TEST_P(Exec, InputErrorMidJobCancelsTheJob) {
     EXPECT_TRUE(farm.sink().wait_for_exit(k_exit_timeout).has_value()) << "the sink left (--once)";
 }
 
+// The same with a worker whose credit takes the bad line into the first
+// batch: the good lines before it are still sent (and run), then the job is
+// cancelled.
+TEST_P(Exec, InputErrorInTheFirstBatchSendsTheLinesBeforeIt) {
+    const auto path = farm.dir() / "input.txt";
+    std::ofstream(path) << "a\nb\n" << std::string("c\0d\n", 4) << "e\n";
+    farm.start_sink({"--once"});
+    start_workers(1, {"--allow-exec", "--threads", "4"});
+    farm.start_ventilator({"--input", path.string(), "--job", "bad-line", "--", "true"});
+    ASSERT_EQ(farm.ventilator().wait_for_exit(k_exit_timeout), 1);
+    const auto log = farm.ventilator().stderr_text();
+    EXPECT_NE(log.find("cancelling job bad-line after 2 task(s) sent"), std::string::npos) << log;
+}
+
 INSTANTIATE_TEST_SUITE_P(BothDispatchModes, Exec, ::testing::Values("push", "credit"),
                          [](const auto& mode) { return mode.param; });
 
