@@ -68,7 +68,7 @@ if [[ -n $only ]]; then
     [[ " ${targets[*]} " == *" $only "* ]] || die "--only: no target '$only' (${targets[*]})"
     targets=("$only")
 fi
-command -v clang++ >/dev/null 2>&1 || die "clang++ is missing (scripts/setup.sh installs it)"
+command -v clang++ >/dev/null 2>&1 || die "clang++ is missing (scripts/setup.sh --deps-only --test-deps installs it)"
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 launcher=()

@@ -6,7 +6,7 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: scripts/setup.sh [--deps-only | --no-deps] [-h|--help]
+Usage: scripts/setup.sh [--deps-only | --no-deps] [--test-deps] [-h|--help]
 
 Installs the Debian packages zfarm needs (only those missing; apt-get runs
 only then, through sudo when not root), then configures and builds the
@@ -15,6 +15,9 @@ project with CMake. Works from any directory.
 Options:
   --deps-only   install missing packages, do not configure or build
   --no-deps     skip the package check; configure and build only
+  --test-deps   also what the test suite runs against (GNU parallel, clang,
+                tmux, an sshd, Slurm and munge, Chromium, ...): test.sh
+                passes it; building and running zfarm do not need them
   -h, --help    show this help
 
 Environment:
@@ -31,33 +34,38 @@ Binaries land in $ZFARM_BUILD_DIR/bin: zfarm-sink, zfarm-worker, zfarm-ventilato
 EOF
 }
 
-# Everything the build, the tests and the scripts use. git: test.sh lists the
-# sources to format-check; iproute2 (ss): demo.sh looks for free ports;
-# ccache: rebuilds, and fresh clones on the same machine, reuse objects.
-# iproute2 (ip netns, tc) and iptables: the partition and degraded-link tests
-# (a worker in a network namespace); libnetfilter-queue-dev: their NFQUEUE
-# impairer, for kernels without netem. libbenchmark-dev: the micro-benchmarks;
-# parallel: the command-job tests and benchmark compare against GNU parallel;
-# clang: the libFuzzer targets (scripts/fuzz.sh); time: CPU figures of the
-# benchmarks. python3-zmq, python3-msgpack: the Python worker
-# (examples/python/worker.py) and its end-to-end test. tmux: scripts/tmux.sh
-# and its test; openssh-client: scripts/ssh-launch.sh; openssh-server: the
-# sshd its test starts on a loopback port. slurm-wlm (slurmctld, slurmd,
-# slurm-client) and munge: the Slurm test runs scripts/slurm/zfarm.sbatch on
-# a three-node cluster of its own (tests/support/slurm-cluster.sh).
-# libcpp-httplib-dev: the sink's --http status endpoint (cpp-httplib);
-# chromium: the headless browser the dashboard's test loads the page in.
+# What building zfarm (its tests and benchmarks included) and running it
+# use. git: test.sh lists the sources to format-check; iproute2 (ss): demo.sh
+# looks for free ports; ccache: rebuilds, and fresh clones on the same
+# machine, reuse objects. libnetfilter-queue-dev: the tests' NFQUEUE link
+# impairer, for kernels without netem. libbenchmark-dev: the
+# micro-benchmarks. libcpp-httplib-dev: the sink's --http status endpoint.
 readonly packages=(
-    cmake g++ make pkg-config git iproute2 iptables ccache libnetfilter-queue-dev
+    cmake g++ make pkg-config git iproute2 ccache libnetfilter-queue-dev
     libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
-    libgtest-dev libgmock-dev
-    python3 python3-zmq python3-msgpack
-    clang-format shellcheck
-    libbenchmark-dev parallel clang time
+    libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev
+)
+# What the tests run against (--test-deps; not for a demo: slurmd and sshd
+# are daemons a laptop should not get for a demo). iptables (and iproute2's
+# ip netns, tc): the partition and degraded-link tests. parallel: the
+# command-job tests and benchmark compare against GNU parallel. clang: the
+# libFuzzer targets (scripts/fuzz.sh). time: CPU figures of the benchmarks.
+# python3-zmq, python3-msgpack: the Python worker (examples/python/worker.py)
+# and its end-to-end test. clang-format, shellcheck: test.sh's first stages.
+# tmux: scripts/tmux.sh and its test; openssh-client: scripts/ssh-launch.sh;
+# openssh-server: the sshd its test starts on a loopback port. slurm-wlm
+# (slurmctld, slurmd, slurm-client) and munge: the Slurm test runs
+# scripts/slurm/zfarm.sbatch on a three-node cluster of its own
+# (tests/support/slurm-cluster.sh). chromium: the headless browser the
+# dashboard's test loads the page in.
+readonly test_packages=(
+    iptables python3 python3-zmq python3-msgpack clang-format shellcheck
+    parallel clang time
     tmux openssh-client openssh-server
     slurm-wlm slurmctld slurmd slurm-client munge
-    libcpp-httplib-dev chromium
+    chromium
 )
+wanted=("${packages[@]}")
 
 die() {
     printf 'setup.sh: %s\n' "$*" >&2
@@ -67,11 +75,11 @@ die() {
 install_deps() {
     if ! command -v dpkg-query >/dev/null 2>&1; then
         printf 'setup.sh: no dpkg-query (not Debian/Ubuntu?); assuming these are installed: %s\n' \
-            "${packages[*]}" >&2
+            "${wanted[*]}" >&2
         return 0
     fi
     local missing=() pkg status
-    for pkg in "${packages[@]}"; do
+    for pkg in "${wanted[@]}"; do
         status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)
         [[ $status == ii* ]] || missing+=("$pkg")
     done
@@ -121,6 +129,7 @@ while (($#)); do
     case "$1" in
     --deps-only) mode=deps ;;
     --no-deps) mode=build ;;
+    --test-deps) wanted+=("${test_packages[@]}") ;;
     -h | --help)
         usage
         exit 0

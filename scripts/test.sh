@@ -9,7 +9,7 @@ usage() {
     cat <<'EOF'
 Usage: scripts/test.sh [--quick | --sanitize-only] [-h|--help] [-- CTEST_ARGS...]
 
-Installs missing packages (scripts/setup.sh --deps-only), then runs:
+Installs missing packages (scripts/setup.sh --deps-only --test-deps), then runs:
   format      clang-format --dry-run --Werror on every tracked or untracked,
               non-ignored *.cpp / *.hpp
   shellcheck  shellcheck -x on scripts/*.sh, scripts/lib/*.sh,
@@ -112,7 +112,7 @@ run_ctest() {
 
 start=$SECONDS
 stage "dependencies"
-bash "$setup" --deps-only || die "could not install the build dependencies"
+bash "$setup" --deps-only --test-deps || die "could not install the build and test dependencies"
 if [[ ${CI:-} == true ]]; then
     cmake --version | head -n 1
     g++ --version | head -n 1
