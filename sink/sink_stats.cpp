@@ -71,6 +71,12 @@ void sink_stats::hello(const proto::hello& h, clock::time_point now) {
 void sink_stats::heartbeat(const proto::heartbeat& hb, clock::time_point now) {
     worker_entry* e = touch(hb.worker, now);
     if (!e) return;
+    if (e->row.host.empty() && !hb.host.empty()) {  // its HELLO went to an earlier sink
+        e->row.host = hb.host;
+        e->row.pid = hb.pid;
+        e->row.threads = hb.threads;
+        e->row.version = hb.version;
+    }
     e->row.tasks_done = hb.tasks_done;
     // HEARTBEAT `running` lists what the worker holds, queued tasks too.
     const auto held = static_cast<std::uint32_t>(hb.running.size());

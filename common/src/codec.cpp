@@ -80,12 +80,16 @@ struct encoder {
         pack_str(p, m.version);
     }
     void operator()(const heartbeat& m) {
-        header(p, msg_type::heartbeat, 3);
+        header(p, msg_type::heartbeat, 7);
         pack_str(p, m.worker);
         p.pack(m.tasks_done);
         p.pack_array(static_cast<std::uint32_t>(m.running.size()));
         for (const auto& r : m.running)
             pack_ref(p, r);
+        pack_str(p, m.host);
+        p.pack(m.pid);
+        p.pack(m.threads);
+        pack_str(p, m.version);
     }
     void operator()(const bye& m) {
         header(p, msg_type::bye, 2);
@@ -357,8 +361,15 @@ bool decode_fields(msg_type t, field_reader& r, message& msg) {
         }
         case msg_type::heartbeat: {
             auto& m = reuse_as<heartbeat>(msg);
+            m.host.clear();
+            m.pid = 0;
+            m.threads = 0;
+            m.version.clear();
             return r.name(m.worker, "worker") && r.uint(m.tasks_done, "tasks_done") &&
-                   r.refs(m.running, "running");
+                   r.refs(m.running, "running") && (!r.has_more() || r.name(m.host, "host")) &&
+                   (!r.has_more() || r.uint(m.pid, "pid")) &&
+                   (!r.has_more() || r.uint(m.threads, "threads")) &&
+                   (!r.has_more() || r.name(m.version, "version"));
         }
         case msg_type::bye: {
             auto& m = reuse_as<bye>(msg);

@@ -713,7 +713,9 @@ class Worker:
             if time.monotonic() >= next_heartbeat:  # 5.6: every task held, queued or running
                 next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL
                 holding = [h.task.ref() for h in (*self.running, *self.queued)]
-                self._send(Type.HEARTBEAT, self.opts.name, self.tasks_done, holding[:MAX_LIST])
+                self._send(Type.HEARTBEAT, self.opts.name, self.tasks_done, holding[:MAX_LIST],
+                           clip_name(socket.gethostname()), os.getpid(), self.opts.threads,
+                           SOFTWARE_VERSION)  # 5.6: what HELLO said, for a sink that missed it
 
     # -- tasks in --
 

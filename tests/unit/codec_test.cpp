@@ -234,8 +234,48 @@ TEST(Codec, RoundTripsHello) {
 
 TEST(Codec, RoundTripsHeartbeatWithAndWithoutRunningTasks) {
     expect_round_trip(heartbeat{"w", k_u64_max, {}});
+    expect_round_trip(heartbeat{"w", 1, {{"a", 0, 1}}, "node7", k_u32_max, 8, "0.1.0"});
     expect_round_trip(heartbeat{
         "w", 3, {{"a", 0, 1}, {std::string(k_max_name, 'b'), k_u64_max, k_u32_max}, {"", 1, 0}}});
+}
+
+TEST(Codec, HeartbeatOfAnEarlierRevisionLacksWhatHelloSays) {
+    // 3.2, rule 5: host, pid, threads and version are optional; absent
+    // ones take their defaults, and may stop after any of them.
+    const std::string three = frame_builder{}
+                                  .array(5)
+                                  .uint(1)
+                                  .uint(static_cast<std::uint8_t>(msg_type::heartbeat))
+                                  .str("w")
+                                  .uint(4)
+                                  .array(0)
+                                  .frame();
+    auto d = decode(three);
+    ASSERT_TRUE(d) << d.error().detail;
+    EXPECT_TRUE(std::get<heartbeat>(*d) == (heartbeat{"w", 4, {}}));
+    const std::string five = frame_builder{}
+                                 .array(7)
+                                 .uint(1)
+                                 .uint(static_cast<std::uint8_t>(msg_type::heartbeat))
+                                 .str("w")
+                                 .uint(4)
+                                 .array(0)
+                                 .str("node7")
+                                 .uint(42)
+                                 .frame();
+    d = decode(five);
+    ASSERT_TRUE(d) << d.error().detail;
+    EXPECT_TRUE(std::get<heartbeat>(*d) == (heartbeat{"w", 4, {}, "node7", 42}));
+    EXPECT_TRUE(rejected_with(frame_builder{}
+                                  .array(6)
+                                  .uint(1)
+                                  .uint(static_cast<std::uint8_t>(msg_type::heartbeat))
+                                  .str("w")
+                                  .uint(4)
+                                  .array(0)
+                                  .uint(7)  // host is a str
+                                  .frame(),
+                              decode_errc::bad_field));
 }
 
 TEST(Codec, RoundTripsBye) {
@@ -683,10 +723,11 @@ TEST(Codec, RejectsTooFewFields) {
     // Every message type, re-packed without its last required field (the
     // optional ones after it left out too: 3.2.5).
     auto optional_fields = [](const message& m) -> std::uint32_t {
-        if (std::holds_alternative<job_open>(m)) return 2;  // resume, retries
-        if (std::holds_alternative<bye>(m)) return 1;       // returned
-        if (std::holds_alternative<result>(m)) return 1;    // kind
-        if (std::holds_alternative<ack>(m)) return 1;       // failed
+        if (std::holds_alternative<job_open>(m)) return 2;   // resume, retries
+        if (std::holds_alternative<bye>(m)) return 1;        // returned
+        if (std::holds_alternative<result>(m)) return 1;     // kind
+        if (std::holds_alternative<ack>(m)) return 1;        // failed
+        if (std::holds_alternative<heartbeat>(m)) return 4;  // host, pid, threads, version
         return 0;
     };
     for (const auto& m : one_of_each()) {

@@ -66,6 +66,18 @@ TEST(SinkStats, WorkerRowFollowsHelloHeartbeatLossAndRejoin) {
     EXPECT_EQ(s->workers[0].state, worker_state::left);
 }
 
+TEST(SinkStats, AWorkerWhoseHelloWentToAnEarlierSinkIsKnownByItsHeartbeat) {
+    sink_stats stats(t0);
+    job_table jobs;
+    stats.heartbeat(proto::heartbeat{"w9", 5, {{"j", 1, 1}}, "node9", 777, 2, "0.1.0"}, t0);
+    auto s = stats.snapshot(t0 + 1s, jobs, {});
+    ASSERT_EQ(s->workers.size(), 1u);
+    EXPECT_EQ(s->workers[0].host, "node9");
+    EXPECT_EQ(s->workers[0].pid, 777u);
+    EXPECT_EQ(s->workers[0].threads, 2u);
+    EXPECT_DOUBLE_EQ(s->workers[0].busy, 0.5) << "one task on two threads";
+}
+
 TEST(SinkStats, KeepsTheLatestFailuresWithTheirReasonsCut) {
     sink_stats stats(t0);
     job_table jobs;

@@ -621,7 +621,9 @@ expected<worker_summary, worker_error> worker::impl::run() {
             if (clock::now() >= next_heartbeat) {
                 next_heartbeat = clock::now() + k_heartbeat_interval;
                 send(results, proto::heartbeat{id_, summary_.tasks_ok + summary_.tasks_failed,
-                                               pool_->holding()});
+                                               pool_->holding(), host_name(),
+                                               static_cast<std::uint32_t>(getpid()), opt_.threads,
+                                               std::string(k_version)});
             }
         }
         send(results, proto::bye{id_, returned_});

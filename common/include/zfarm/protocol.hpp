@@ -133,6 +133,12 @@ struct heartbeat {
     std::string worker;
     std::uint64_t tasks_done = 0;
     std::vector<task_ref> running;
+    // What HELLO says, again, for a sink that missed the HELLO (one started
+    // or restarted after the worker). Optional on the wire: absent, empty / 0.
+    std::string host{};
+    std::uint32_t pid = 0;
+    std::uint32_t threads = 0;
+    std::string version{};
     bool operator==(const heartbeat&) const = default;
 };
 
