@@ -168,6 +168,11 @@ TEST_P(CurvePipeline, RogueWorkersGetNoTaskAndDeliverNoResult) {
           std::pair{&misled, "forger-wrong-server-key"}})
         for (const auto& m : forged_messages("curve", name))
             probe->send(m);
+    // The unknown key at the ventilator too, whether or not the rogue worker
+    // got there before it left on the sink's refusal.
+    handshake_probe at_ventilator(
+        tcp_endpoint(c.ventilator_port()), &c.rogue_keys.keys, c.ventilator_keys.keys.public_key,
+        farm.dispatch() == "credit" ? zmq::socket_type::dealer : zmq::socket_type::pull);
     // The forging code works: with the worker's credentials its HELLO arrives.
     handshake_probe allowed(c.results_endpoint(), &c.worker_keys.keys, c.sink_keys.keys.public_key);
     allowed.send(forged_messages("curve", "forger-allowed").front());
@@ -175,6 +180,7 @@ TEST_P(CurvePipeline, RogueWorkersGetNoTaskAndDeliverNoResult) {
     EXPECT_EQ(unknown.wait(k_start_timeout), handshake_outcome::failed);
     EXPECT_EQ(no_key.wait(k_start_timeout), handshake_outcome::failed);
     EXPECT_EQ(misled.wait(k_start_timeout), handshake_outcome::failed);
+    EXPECT_EQ(at_ventilator.wait(k_start_timeout), handshake_outcome::failed);
     EXPECT_EQ(allowed.wait(k_start_timeout), handshake_outcome::succeeded);
     EXPECT_TRUE(wait_until(
         [&] { return contains(farm.sink().stderr_text(), "worker forger-allowed joined"); },
