@@ -876,16 +876,9 @@ expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
         const std::string& bind_ep = credit ? opt.credit_endpoint : opt.tasks_endpoint;
         warn_if_exposed({bind_ep}, opt.curve,
                         "take this job's tasks (their commands, inputs and environment)");
-        auto bound = bind_socket(tasks, bind_ep);
-        if (!bound) return unexpected{bound.error()};
-        for (auto [sock, ep] : {std::pair{&to_sink, opt.results_endpoint},
-                                std::pair{&control, opt.control_endpoint}}) {
-            auto ok = connect_socket(*sock, ep);
-            if (!ok) return unexpected{ok.error()};
-        }
-        spdlog::info("ventilator up: job {}, {} dispatch on {}, sink {} / {}, window {}", opt.job,
-                     credit ? "credit" : "push", *bound, opt.results_endpoint, opt.control_endpoint,
-                     opt.window);
+        // Monitors first: workers may be waiting to connect, and a handshake
+        // done before its monitor listens is never counted (push dispatch
+        // would then wait for workers forever).
         zmq::socket_t monitor(ctx, zmq::socket_type::pair);
         if (!credit) {
             const std::string monitor_ep = "inproc://zfarm-ventilator-monitor";
@@ -901,6 +894,16 @@ expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
                                ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0)
             return unexpected{std::string("cannot monitor the control socket")};
         sink_monitor.connect(sink_monitor_ep);
+        auto bound = bind_socket(tasks, bind_ep);
+        if (!bound) return unexpected{bound.error()};
+        for (auto [sock, ep] : {std::pair{&to_sink, opt.results_endpoint},
+                                std::pair{&control, opt.control_endpoint}}) {
+            auto ok = connect_socket(*sock, ep);
+            if (!ok) return unexpected{ok.error()};
+        }
+        spdlog::info("ventilator up: job {}, {} dispatch on {}, sink {} / {}, window {}", opt.job,
+                     credit ? "credit" : "push", *bound, opt.results_endpoint, opt.control_endpoint,
+                     opt.window);
         dispatcher d(opt, source, tasks, to_sink, control, credit ? nullptr : &monitor,
                      sink_monitor, progress);
         return d.run();
