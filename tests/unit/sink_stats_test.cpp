@@ -121,10 +121,10 @@ TEST(SinkStats, JobRowsCarryCountsTotalRateAndEta) {
     ASSERT_TRUE(j.eta_seconds);
     EXPECT_NEAR(*j.eta_seconds, 4.0, 1e-9);
     EXPECT_FALSE(j.done);
-    stats.snapshot(now + 3s, jobs, sink_counters{});  // three seconds with nothing recorded
-    s = stats.snapshot(now + 3s, jobs, sink_counters{});
-    EXPECT_FALSE(s->jobs[0].eta_seconds) << "stalled: no ETA";
     EXPECT_DOUBLE_EQ(j.elapsed_seconds, 5.0);
+    stats.snapshot(now + 3s, jobs, sink_counters{});      // three seconds with nothing recorded
+    s = stats.snapshot(now + 3s, jobs, sink_counters{});  // (j was in the snapshot s held)
+    EXPECT_FALSE(s->jobs[0].eta_seconds) << "stalled: no ETA";
 }
 
 TEST(SinkStats, FinishedJobIsShownDone) {
