@@ -32,15 +32,19 @@ Options:
 
 Anything else goes to the ventilator, and so does `-- CMD ARG...`, the
 command of a command job (zfarm-ventilator's own syntax). With no workload
-given it runs the ZeroMQ Guide's (--demo 100).
+given it runs the ZeroMQ Guide's (--demo 100). The ventilator is told how
+many workers were started (--expect-workers N, unless you give
+--expect-workers or --min-workers): when fewer connect within its
+--connect-deadline (default 30 s), it cancels the job and exits 2.
 
 When a component fails before the job ends (the sink exits, or a worker
 exits with an error), everything is stopped, the last lines of its log are
 shown, and the script exits 1. Ctrl-C stops everything (the ventilator
 cancels its job) and exits 130.
 
-Exit status: the ventilator's (0 all tasks ok, 1 some failed, 2 bad usage),
-or 1 when a component failed, 130/143 when interrupted.
+Exit status: the ventilator's (0 all tasks ok, 1 some failed, 2 bad usage
+or too few workers connected), or 1 when a component failed, 130/143 when
+interrupted.
 Environment: ZFARM_BUILD_DIR (default build), TMPDIR.
 EOF
 }
@@ -146,6 +150,11 @@ dir=$(readlink -f "$dir")
 
 # shellcheck source=scripts/lib/pipeline.sh
 source "$here/lib/pipeline.sh" # ports, and stop_pids: TERM, then KILL, to whole process trees
+# shellcheck source=scripts/lib/launch.sh
+source "$here/lib/launch.sh" # vent_expect
+# A worker that never connects fails the job (exit 2) by the ventilator's
+# --connect-deadline; any failing worker stops everything here anyway.
+vent_expect vent_args "$workers"
 
 # Every process started here (pids, from pipeline.sh), so the traps stop
 # exactly those, with their descendants: a worker's running commands too.

@@ -50,7 +50,10 @@ terminal, type the lines into the ventilator's pane.
 
 A worker that exits with an error within its first second is reported with
 the last lines of its log; when none is left, the session is ended and the
-script exits 1.
+script exits 1. The ventilator is told how many workers were started
+(--expect-workers N --min-workers 1, unless you give --expect-workers or
+--min-workers): by its --connect-deadline (default 30 s) it logs how many
+connected, and cancels the job (exit 2) when none did.
 
 Exit status: 0 once the session runs (--wait: the ventilator's status: 0
 all tasks ok, 1 some failed), 1 when the programs could not be started or
@@ -177,6 +180,9 @@ if [[ ! $workers =~ ^[1-9][0-9]{0,2}$ ]] || ((workers > 256)); then
 fi
 [[ $threads =~ ^[1-9][0-9]{0,3}$ ]] || die "--threads takes a positive number, not '$threads'"
 vent_workload vent_args
+# The session goes on with the workers that started: the job fails (exit 2)
+# only when none has connected by the ventilator's --connect-deadline.
+vent_expect vent_args "$workers" 1
 if tm has-session -t "=$session" 2>/dev/null; then
     die "tmux session '$session' exists already: attach to it (tmux attach -t $session) or end it (scripts/tmux.sh --kill --session $session)"
 fi

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # What the launch scripts that start a whole job share (tmux.sh,
-# ssh-launch.sh): this build's programs, and the ventilator arguments they
-# pass through. Sourced; the caller defines die().
+# ssh-launch.sh, run-local.sh, zfarm.sbatch): this build's programs, and the
+# ventilator arguments they pass through. Sourced; the caller defines die().
 
 # zfarm_bin NAME: this build's bin directory (ZFARM_BUILD_DIR, default
 # build/ of this repository), built by setup.sh first when its programs are
@@ -40,6 +40,26 @@ vent_workload() {
         esac
     done
     ((has)) || vent+=(--demo 100)
+}
+
+# vent_expect ARRAY N [MIN]: tells the ventilator whose arguments the array
+# named ARRAY holds how many workers the launch started (--expect-workers N,
+# and --min-workers MIN when given), so that by its --connect-deadline it
+# reports which connected, and fails the job when too few did instead of
+# waiting for them forever. Left as it is when it has --expect-workers or
+# --min-workers already: the user's say.
+vent_expect() {
+    local -n expect_args=$1
+    local a
+    for a in "${expect_args[@]}"; do
+        case "$a" in
+        --) break ;; # the command's words follow
+        --expect-workers | --expect-workers=* | --min-workers | --min-workers=*) return 0 ;;
+        esac
+    done
+    local flags=(--expect-workers "$2")
+    [[ -z ${3:-} ]] || flags+=(--min-workers "$3")
+    expect_args=("${flags[@]}" "${expect_args[@]}")
 }
 
 # vent_reads_stdin ARG...: true when a ventilator given these arguments reads
