@@ -1,8 +1,24 @@
 # shellcheck shell=bash
-# Starting zfarm workers on other machines over ssh (ssh-launch.sh): the hosts
-# file, the head address workers connect back to, and the sh script that
-# runs a host line's workers there and stops them when its ssh session ends.
+# Starting zfarm on other machines over ssh (ssh-launch.sh): the hosts file,
+# the head address workers connect back to, the sh script that runs a host
+# line's workers there and stops them when its ssh session ends, and those
+# that run the sink and the ventilator on another head (--head).
 # Sourced; the caller defines die().
+
+# parse_dest TEXT: splits `[USER@]HOST[:PORT]` (an IPv6 address in
+# brackets) into dest_dest (USER@HOST, ssh's destination), dest_port (PORT or
+# "") and dest_name (HOST). Returns 1 when TEXT is not that, 2 when PORT is
+# not 1 to 65535.
+parse_dest() {
+    local re='^(([A-Za-z0-9._][A-Za-z0-9._-]*)@)?'
+    re+='(\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._][A-Za-z0-9._-]*))(:([0-9]{1,5}))?$'
+    [[ $1 =~ $re ]] || return 1
+    local user=${BASH_REMATCH[2]} port=${BASH_REMATCH[7]}
+    dest_name=${BASH_REMATCH[4]:-${BASH_REMATCH[5]}}
+    dest_dest=${user:+$user@}$dest_name
+    dest_port=${port:+$((10#$port))}
+    [[ -z $port ]] || ((dest_port >= 1 && dest_port <= 65535)) || return 2
+}
 
 # read_hosts FILE: parses the hosts file, one `[N/][USER@]HOST[:PORT]` a line
 # (IPv6 addresses in brackets, `#` comments, blank lines skipped), into the
@@ -11,30 +27,30 @@
 # and host_workers (N). Dies on a line that is none of these, naming it.
 # shellcheck disable=SC2034 # the arrays are the caller's
 read_hosts() {
-    local file=$1 line n=0 k=0 text count user name port
+    local file=$1 line n=0 k=0 text count dest status
     host_dest=() host_port=() host_name=() host_label=() host_workers=()
-    local re='^(([0-9]+)/)?(([A-Za-z0-9._][A-Za-z0-9._-]*)@)?'
-    re+='(\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._][A-Za-z0-9._-]*))(:([0-9]{1,5}))?$'
     while IFS= read -r line || [[ -n $line ]]; do
         n=$((n + 1))
         text=${line%%#*}
         text=${text#"${text%%[![:space:]]*}"}
         text=${text%"${text##*[![:space:]]}"}
         [[ -n $text ]] || continue
-        [[ $text =~ $re ]] || die "$file:$n: '$text' is not [N/][USER@]HOST[:PORT]"
-        count=${BASH_REMATCH[2]:-1} user=${BASH_REMATCH[4]}
-        name=${BASH_REMATCH[6]:-${BASH_REMATCH[7]}} port=${BASH_REMATCH[9]}
+        count=1 dest=$text
+        if [[ $text =~ ^([0-9]+)/(.*)$ ]]; then
+            count=${BASH_REMATCH[1]} dest=${BASH_REMATCH[2]}
+        fi
+        status=0
+        parse_dest "$dest" || status=$?
+        ((status != 1)) || die "$file:$n: '$text' is not [N/][USER@]HOST[:PORT]"
         if [[ ! $count =~ ^0*[1-9][0-9]{0,3}$ ]] || ((10#$count > 1024)); then
             die "$file:$n: the number of workers is 1 to 1024, not $count"
         fi
-        if [[ -n $port ]] && ((10#$port < 1 || 10#$port > 65535)); then
-            die "$file:$n: port $port is not 1 to 65535"
-        fi
+        ((status != 2)) || die "$file:$n: port ${dest##*:} is not 1 to 65535"
         k=$((k + 1))
-        host_dest[k]=${user:+$user@}$name
-        host_port[k]=${port:+$((10#$port))}
-        host_name[k]=$name
-        host_label[k]=${text#*/}
+        host_dest[k]=$dest_dest
+        host_port[k]=$dest_port
+        host_name[k]=$dest_name
+        host_label[k]=$dest
         host_workers[k]=$((10#$count))
     done <"$file"
 }
@@ -94,7 +110,7 @@ sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 # workers install their own handler. SIGPIPE is ignored so that a lost
 # session cannot kill it before its workers. Once they have all exited, a
 # SIGHUP to the group (which it ignores then) ends the watch on stdin.
-# shellcheck disable=SC2016 # expanded by the remote sh
+# shellcheck disable=SC2016,SC2034 # expanded by the remote sh; the caller's
 worker_script='trap "" TERM PIPE
 n=$1 name=$2 first=$3 clean=$4 bin=$5
 shift 5
@@ -122,11 +138,73 @@ trap "" HUP
 kill -HUP 0
 [ -z "$clean" ] || rm -rf "$clean"'
 
-# remote_command ARG...: the command line for ssh that runs worker_script
-# with ARGs under sh on the remote host.
+# The sh script of the head's first ssh session (ssh-launch.sh --head):
+# head_script BIN COPY makes a temporary directory there, which the head's
+# other sessions share, and prints its path once zfarm-sink and
+# zfarm-ventilator are found in BIN (COPY 1: they are to be copied into the
+# directory instead). It then holds the session open until its standard
+# input closes (the launcher is done, interrupted or gone), stops the
+# programs the head's other sessions run (run_script; their PIDs are in the
+# directory): SIGTERM (the ventilator cancels its job), again 3 s later,
+# SIGKILL 2 s after that; and removes the directory.
+# shellcheck disable=SC2016,SC2034 # expanded by the remote sh; the caller's
+head_script='bin=$1 copy=$2
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/zfarm-head.XXXXXX") || exit 1
+if [ "$copy" = 0 ]; then
+    for p in zfarm-sink zfarm-ventilator; do
+        [ -x "$bin/$p" ] && continue
+        echo "$bin/$p: no such program on $(uname -n) (see --remote-bin, --transfer)" >&2
+        rm -rf "$tmp"
+        exit 127
+    done
+fi
+echo "$tmp"
+while read -r _; do :; done
+running() {
+    for f in "$tmp/ventilator.pid" "$tmp/sink.pid"; do
+        [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"
+    done
+}
+for step in "TERM 3" "TERM 2" "KILL 0"; do
+    set -- $step
+    pids=$(running)
+    [ -n "$pids" ] || break
+    kill -"$1" $pids 2>/dev/null
+    i=0
+    while [ "$i" -lt "$2" ] && [ -n "$(running)" ]; do
+        sleep 1
+        i=$((i + 1))
+    done
+done
+rm -rf "$tmp"'
+
+# The sh script of each other session on the head: run_script DIR NAME
+# PROGRAM ARG... runs PROGRAM with ARGs on the session's standard streams,
+# its PID in DIR/NAME.pid (for head_script to stop it by) while it runs, and
+# exits with its status. When DIR is gone (head_script has ended) it stops
+# PROGRAM at once.
+# shellcheck disable=SC2016,SC2034 # expanded by the remote sh; the caller's
+run_script='dir=$1 name=$2
+shift 2
+exec 3<&0
+"$@" <&3 3<&- &
+pid=$!
+exec 3<&-
+if ! echo "$pid" 2>/dev/null >"$dir/$name.pid"; then
+    echo "$name: the head session has ended; stopping" >&2
+    kill -TERM "$pid"
+fi
+wait "$pid"
+status=$?
+rm -f "$dir/$name.pid"
+exit "$status"'
+
+# remote_command SCRIPT NAME ARG...: the command line for ssh that runs the
+# sh script SCRIPT (as $0 NAME) with ARGs on the remote host.
 remote_command() {
     local a out
-    out="exec sh -c $(sq "$worker_script") zfarm-workers"
+    out="exec sh -c $(sq "$1") $(sq "$2")"
+    shift 2
     for a in "$@"; do out+=" $(sq "$a")"; done
     printf '%s' "$out"
 }
