@@ -358,7 +358,7 @@ if [[ -n $head ]]; then
     if ! up_line "$head_session" "$dir/head.out" '^(/.*)$'; then
         status=0
         kill -0 "$head_session" 2>/dev/null || wait "$head_session" || status=$?
-        why=$(tail -n 1 "$dir/head.log")
+        why=$(tail -n 1 "$dir/head.log" | tr -d "\r") # ssh ends its lines with CR LF
         case "$status" in
         0) die "the head $head did not answer within $((connect_timeout + 30)) s" ;;
         255) die "the head $head cannot be reached (ssh exited 255): ${why:-no error message}" ;;

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <deque>
 #include <fstream>
@@ -30,15 +31,22 @@ std::string unique_token(const std::string& what) {
 
 class LaunchScripts : public ::testing::Test {
   protected:
-    // bash SCRIPT ARGS... with this build's programs and `env` (NAME=VALUE).
+    // bash SCRIPT ARGS... with this build's programs and `env` (NAME=VALUE),
+    // its standard input the file `input` (default /dev/null).
     child_process& run(const std::string& script, const std::vector<std::string>& args,
-                       const std::vector<std::string>& env = {}) {
-        std::vector<std::string> argv{"ZFARM_BUILD_DIR=" + bin_dir().parent_path().string(),
+                       const std::vector<std::string>& env = {},
+                       const std::string& input = "/dev/null") {
+        // sh execs env, which execs bash: the script keeps the PID started.
+        std::vector<std::string> argv{"-c",
+                                      "exec \"$@\" <\"$0\"",
+                                      input,
+                                      "/usr/bin/env",
+                                      "ZFARM_BUILD_DIR=" + bin_dir().parent_path().string(),
                                       "TMPDIR=" + dir.path().string()};
         argv.insert(argv.end(), env.begin(), env.end());
         argv.insert(argv.end(), {"/bin/bash", (k_source_dir / "scripts" / script).string()});
         argv.insert(argv.end(), args.begin(), args.end());
-        return programs.emplace_back("/usr/bin/env", argv, dir.path(),
+        return programs.emplace_back("/bin/sh", argv, dir.path(),
                                      script + "-" + std::to_string(programs.size()));
     }
 
@@ -194,10 +202,17 @@ TEST_F(LaunchScripts, SshLaunchRefusesABadHostsLineOrHeadWithExit2) {
     EXPECT_NE(spaced.stderr_text().find(":1: 'node1 node2' is not [N/][USER@]HOST[:PORT]"),
               std::string::npos)
         << spaced.stderr_text();
-    auto& head = run("ssh-launch.sh", {"--hosts", hosts, "--head", "node1"});
+    std::ofstream(hosts) << "node1\n";
+    auto& head = run("ssh-launch.sh", {"--hosts", hosts, "--head", "node1:99999"});
     ASSERT_EQ(head.wait_for_exit(k_exit_timeout), 2);
-    EXPECT_NE(head.stderr_text().find("--head is not supported yet"), std::string::npos)
+    EXPECT_NE(head.stderr_text().find("--head takes [USER@]HOST[:PORT] (PORT 1 to 65535), not "
+                                      "'node1:99999'"),
+              std::string::npos)
         << head.stderr_text();
+    // The head's ports are read from the start-up lines -q would hide.
+    auto& quiet = run("ssh-launch.sh", {"--hosts", hosts, "--head", "node1", "-q"});
+    ASSERT_EQ(quiet.wait_for_exit(k_exit_timeout), 2);
+    EXPECT_NE(quiet.stderr_text().find("which -q hides"), std::string::npos) << quiet.stderr_text();
 }
 
 TEST_F(LaunchScripts, SshLaunchFailsWhenNoHostCanBeReached) {
@@ -210,6 +225,25 @@ TEST_F(LaunchScripts, SshLaunchFailsWhenNoHostCanBeReached) {
     EXPECT_NE(err.find(closed + ": cannot be reached (ssh exited 255)"), std::string::npos) << err;
     EXPECT_NE(err.find("no host is left to start workers on; nothing started"), std::string::npos)
         << err;
+}
+
+TEST_F(LaunchScripts, SshLaunchFailsAtOnceWhenTheHeadCannotBeReached) {
+    if (::access("/usr/bin/ssh", X_OK) != 0) GTEST_SKIP() << "no ssh client (openssh-client)";
+    const std::string closed = "127.0.0.1:" + std::to_string(free_tcp_port());
+    const auto started = std::chrono::steady_clock::now();
+    auto& p = run("ssh-launch.sh", {"--hosts", write_lines(dir / "hosts", {"2/" + closed}),
+                                    "--head", closed, "--demo", "5"});
+    ASSERT_EQ(p.wait_for_exit(k_exit_timeout), 2) << p.stderr_text();
+    // Before any host is tried: ssh's connection refused is immediate.
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+    const std::string err = p.stderr_text();
+    EXPECT_EQ(err.rfind("ssh-launch.sh: the head " + closed +
+                            " cannot be reached (ssh exited 255): ssh: connect to host",
+                        0),
+              0u)
+        << err;
+    EXPECT_NE(err.find("Connection refused\n"), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
 }
 
 // A real sshd (Debian's openssh-server) on a free loopback port, with a
@@ -253,16 +287,17 @@ class LaunchScriptsSsh : public LaunchScripts {
     }
 
     // ssh-launch.sh with the hosts file `hosts` and ssh options that reach
-    // the test's sshd with the test's key.
+    // the test's sshd with the test's key; its standard input the file `input`.
     child_process& ssh_launch(const std::vector<std::string>& hosts,
-                              const std::vector<std::string>& args) {
+                              const std::vector<std::string>& args,
+                              const std::string& input = "/dev/null") {
         std::vector<std::string> argv{"--hosts", write_lines(dir / "hosts", hosts)};
         for (const std::string& opt : std::vector<std::string>{
                  "-i", (dir / "client_key").string(), "-oUserKnownHostsFile=/dev/null",
                  "-oStrictHostKeyChecking=no", "-oLogLevel=ERROR"})
             argv.push_back("--ssh-opt=" + opt);
         argv.insert(argv.end(), args.begin(), args.end());
-        return run("ssh-launch.sh", argv);
+        return run("ssh-launch.sh", argv, {}, input);
     }
 
     std::string at(const std::string& host) const { return host + ":" + std::to_string(port); }
@@ -361,6 +396,71 @@ TEST_F(LaunchScriptsSsh, FailsClearlyWhenNoWorkerCanStart) {
     const std::string err = p.stderr_text();
     EXPECT_NE(err.find("/nonexistent/zfarm-worker: no such program"), std::string::npos) << err;
     EXPECT_NE(err.find("no worker could start"), std::string::npos) << err;
+    EXPECT_TRUE(none_left(mark));
+}
+
+// --head: the sink and the ventilator run on the head, reached through the
+// same sshd as the workers' two host lines; the results, the logs and the
+// summary come here, and this script's input goes to the ventilator there.
+TEST_F(LaunchScriptsSsh, HeadRunsTheSinkAndTheVentilatorThereAndTheResultsComeHere) {
+    const auto out = dir.path() / "run";
+    const auto results = dir.path() / "here.jsonl";
+    std::vector<std::string> lines;
+    for (int i = 0; i < 24; ++i)
+        lines.push_back("line-" + std::to_string(i));
+    auto& p = ssh_launch(
+        {"2/root@" + at("127.0.0.1"), at("localhost")},
+        {"--head", "root@" + at("127.0.0.1"), "--dir", out.string(), "-o", results.string(),
+         "--allow-exec", "--dispatch", "credit", "--job", "headed", "--", "echo", "got"},
+        write_lines(dir / "in.txt", lines));
+    ASSERT_EQ(p.wait_for_exit(k_exit_timeout), 0) << p.stderr_text();
+    const std::string err = p.stderr_text();
+    EXPECT_NE(p.stdout_text().find("job headed: 24 tasks, 24 ok, 0 failed, "), std::string::npos)
+        << p.stdout_text();
+    const auto recorded = read_results(results);
+    ASSERT_TRUE(has_each_id_once(recorded, 24));
+    for (const auto& r : recorded)  // task N ran on line N of this script's input
+        EXPECT_EQ(r["output"], "got line-" + std::to_string(r["id"].get<int>()) + "\n") << r;
+    EXPECT_NE(err.find("3 worker(s) on 2 host line(s)"), std::string::npos) << err;
+    EXPECT_NE(err.find("head root@" + at("127.0.0.1") + " ports: results "), std::string::npos)
+        << err;
+    EXPECT_NE(err.find("(bound on 127.0.0.1 there)"), std::string::npos) << err;
+    // The sink ran there, writing to its stdout (the ssh session), and its
+    // log came here; so did the ventilator's, also shown on stderr.
+    EXPECT_NE(read_file(out / "sink.log").find("output stdout"), std::string::npos);
+    EXPECT_NE(read_file(out / "ventilator.log").find("ventilator up: job headed"),
+              std::string::npos);
+    EXPECT_NE(err.find("ventilator up: job headed"), std::string::npos) << err;
+    EXPECT_FALSE(std::filesystem::exists(out / "results.jsonl"));
+    // Everything the sessions started has stopped, and the head's directory is gone.
+    EXPECT_TRUE(none_left(mark)) << "left running: " << processes_with_env(mark).size();
+    const auto head_dir = read_lines(out / "head.out");
+    ASSERT_EQ(head_dir.size(), 1u);
+    EXPECT_NE(head_dir[0].find("zfarm-head."), std::string::npos) << head_dir[0];
+    EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists(head_dir[0]); }, k_start_timeout))
+        << head_dir[0];
+}
+
+TEST_F(LaunchScriptsSsh, HeadInterruptedStopsItsProgramsThere) {
+    const auto out = dir.path() / "run";
+    auto& p = ssh_launch({at("127.0.0.1")}, {"--head", at("127.0.0.1"), "--dir", out.string(),
+                                             "--sleep", "100000", "--ms", "20"});
+    ASSERT_TRUE(
+        wait_until([&] { return count_lines(out / "results.jsonl") >= 10; }, k_start_timeout))
+        << p.stderr_text();
+    p.signal(SIGINT);
+    EXPECT_EQ(p.wait_for_exit(k_exit_timeout), 130) << p.stderr_text();
+    EXPECT_TRUE(none_left(mark)) << "left running: " << processes_with_env(mark).size();
+}
+
+TEST_F(LaunchScriptsSsh, HeadWithoutTheProgramsFailsWithExit2) {
+    auto& p = ssh_launch({at("127.0.0.1")}, {"--head", at("127.0.0.1"), "--remote-bin",
+                                             "/nonexistent", "--demo", "5"});
+    ASSERT_EQ(p.wait_for_exit(k_exit_timeout), 2) << p.stderr_text();
+    EXPECT_NE(p.stderr_text().find("the head " + at("127.0.0.1") +
+                                   ": /nonexistent/zfarm-sink: no such program"),
+              std::string::npos)
+        << p.stderr_text();
     EXPECT_TRUE(none_left(mark));
 }
 

@@ -82,6 +82,23 @@ TEST_F(Scripts, RunLocalRunsACommandJobAndReportsItsFailures) {
     EXPECT_TRUE(is_summary_line(p.stdout_text(), "cmds", 3, 2, 1, 2)) << p.stdout_text();
 }
 
+TEST_F(Scripts, RunLocalTellsTheVentilatorHowManyWorkersItStarted) {
+    const auto out = dir.path() / "run";
+    auto& p =
+        run("run-local.sh", {"-j", "2", "--dir", out.string(), "--sleep", "40", "--ms", "50"});
+    ASSERT_EQ(p.wait_for_exit(k_exit_timeout), 0) << p.stderr_text();
+    EXPECT_NE(read_file(out / "ventilator.log").find("2 of 2 expected worker(s) connected"),
+              std::string::npos)
+        << read_file(out / "ventilator.log");
+    // The user's own --expect-workers wins: one worker of two is too few.
+    auto& few =
+        run("run-local.sh", {"-j", "1", "--dir", (dir / "few").string(), "--expect-workers", "2",
+                             "--connect-deadline", "1", "--sleep", "100", "--ms", "100"});
+    ASSERT_EQ(few.wait_for_exit(k_exit_timeout), 2) << few.stderr_text();
+    EXPECT_NE(few.stderr_text().find("1 of 2 expected worker(s) connected"), std::string::npos)
+        << few.stderr_text();
+}
+
 TEST_F(Scripts, RunLocalStopsEverythingWhenTheSinkDies) {
     const auto out = dir.path() / "run";
     auto& p =
