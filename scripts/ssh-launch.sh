@@ -105,11 +105,11 @@ ventilator is told how many workers were started on the hosts reached
 (--expect-workers N --min-workers 1, unless you give --expect-workers or
 --min-workers): by its --connect-deadline (default 30 s) it logs which
 connected, and cancels the job (exit 2) when none did, say when a firewall
-keeps them from the head's ports. Each host
-line's ssh session runs its workers under a small sh script there, which
-stops them (SIGTERM, again 3 s later, SIGKILL 2 s after that) as soon as the
-session ends: at the end of the job, on Ctrl-C, on an error, and also when
-the ssh client or this script is killed, or the connection is lost.
+keeps them from the head's ports. Each host line's ssh session runs its
+workers under a small sh script there, which stops them (SIGTERM, again 3 s
+later, SIGKILL 2 s after that) as soon as the session ends: at the end of
+the job, on Ctrl-C, on an error, and also when the ssh client or this
+script is killed, or the connection is lost.
 
 Exit status: the ventilator's (0 all tasks ok, 1 some failed, 2 bad usage or
 no worker connected), 2 when the --head cannot be reached or has no
