@@ -196,6 +196,10 @@ TEST_F(Slurm, ThreeNodesRunAJobWithAWorkerOnEachAndRecordEachResultOnce) {
     for (const char* log :
          {"sink.log", "ventilator.log", "worker-n1.log", "worker-n2.log", "worker-n3.log"})
         EXPECT_TRUE(std::filesystem::exists(logs / log)) << logs / log;
+    // The batch script told the ventilator how many workers it started.
+    EXPECT_NE(read_file(logs / "ventilator.log").find("3 of 3 expected worker(s) connected"),
+              std::string::npos)
+        << read_file(logs / "ventilator.log");
     expect_nothing_left();
 }
 
