@@ -4,6 +4,19 @@
 
 namespace zfarm::sink {
 
+namespace {
+
+// `worker`'s tally in `j`; null for the ventilator's own results (no
+// worker) and beyond k_max_workers_per_job workers.
+worker_tally* tally(job_state& j, const std::string& worker) {
+    if (worker.empty()) return nullptr;
+    if (auto it = j.workers.find(worker); it != j.workers.end()) return &it->second;
+    if (j.workers.size() >= job_table::k_max_workers_per_job) return nullptr;
+    return &j.workers[worker];
+}
+
+}  // namespace
+
 job_state* job_table::open(const std::string& name, std::chrono::steady_clock::time_point now) {
     if (auto it = open_.find(name); it != open_.end()) return &it->second;
     if (open_.size() >= k_max_open_jobs) return nullptr;
@@ -32,7 +45,10 @@ job_table::record_outcome job_table::restore(const std::string& job, std::uint64
     }
     (ok ? j.ok : j.failed)++;
     if (!ok && j.failed_ids.size() < k_max_failed_ids_kept) j.failed_ids.insert(id);
-    if (!worker.empty() && j.workers.size() < k_max_workers_per_job) j.workers.insert(worker);
+    if (auto* w = tally(j, worker)) {
+        ++w->tasks;
+        if (!ok) ++w->failed;
+    }
     return record_outcome::added;
 }
 
@@ -112,14 +128,48 @@ job_table::record_outcome job_table::record(const proto::result& r,
     }
     (failed ? j->failed : j->ok)++;
     if (failed && j->failed_ids.size() < k_max_failed_ids_kept) j->failed_ids.insert(r.id);
-    if (!r.worker.empty() && j->workers.size() < k_max_workers_per_job) j->workers.insert(r.worker);
+    j->times.observe(r.elapsed_us);
+    j->busy_us += r.elapsed_us;
+    if (auto* w = tally(*j, r.worker)) {
+        ++w->tasks;
+        if (failed) ++w->failed;
+        w->busy_us += r.elapsed_us;
+        const auto arrived =
+            std::chrono::duration_cast<std::chrono::microseconds>(now - j->opened).count();
+        const auto started = arrived - static_cast<std::int64_t>(std::min<std::uint64_t>(
+                                           r.elapsed_us, std::uint64_t{1} << 62));
+        w->last_end_us = w->timed ? std::max(w->last_end_us, arrived) : arrived;
+        w->last_start_us = w->timed ? std::max(w->last_start_us, started) : started;
+        w->timed = true;
+    }
     // The ventilator's own failure (no worker) already lists every attempt.
     if (auto node = j->failures.extract(r.id); node && failed && error && !r.worker.empty())
         *error = node.mapped() + "; attempt " + std::to_string(r.attempt) + ": " + r.error;
     return record_outcome::added;
 }
 
-std::vector<proto::done> job_table::collect_finished(std::chrono::steady_clock::time_point now) {
+void job_table::worker_lost(const std::string& worker, const std::vector<proto::task_ref>& tasks) {
+    for (auto& [name, j] : open_) {
+        const bool held = std::any_of(tasks.begin(), tasks.end(),
+                                      [&](const proto::task_ref& t) { return t.job == name; });
+        auto it = j.workers.find(worker);
+        if (it == j.workers.end() && held) {
+            if (auto* w = tally(j, worker)) ++w->lost;
+        } else if (it != j.workers.end()) {
+            ++it->second.lost;
+        }
+    }
+}
+
+void job_table::worker_rejoined(const std::string& worker) {
+    for (auto& [name, j] : open_)
+        if (auto it = j.workers.find(worker);
+            it != j.workers.end() && it->second.rejoined < it->second.lost)
+            ++it->second.rejoined;
+}
+
+std::vector<proto::done> job_table::collect_finished(std::chrono::steady_clock::time_point now,
+                                                     const finish_hook& finishing) {
     std::vector<proto::done> out;
     for (auto it = open_.begin(); it != open_.end();) {
         if (!it->second.complete()) {
@@ -132,9 +182,11 @@ std::vector<proto::done> job_table::collect_finished(std::chrono::steady_clock::
         d.total = *j.total;
         d.ok = j.ok;
         d.failed = j.failed;
-        d.workers = static_cast<std::uint32_t>(j.workers.size());
+        d.workers = static_cast<std::uint32_t>(std::count_if(
+            j.workers.begin(), j.workers.end(), [](const auto& w) { return w.second.tasks > 0; }));
         d.elapsed_ms = static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::milliseconds>(now - j.opened).count());
+        if (finishing) finishing(j, d);
         out.push_back(d);
         it = open_.erase(it);
     }

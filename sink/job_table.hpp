@@ -7,16 +7,34 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "task_time_histogram.hpp"
 #include "zfarm/dedupe_set.hpp"
 #include "zfarm/protocol.hpp"
 
 namespace zfarm::sink {
+
+// One worker's recorded results of a job, for the job's REPORT.
+struct worker_tally {
+    std::uint64_t tasks = 0;
+    std::uint64_t failed = 0;
+    std::uint64_t busy_us = 0;  // the sum of their elapsed_us
+    // When its latest task started and ended as the sink saw it, in
+    // microseconds after the job opened, on the sink's clock: the result's
+    // arrival, less its elapsed_us for the start. Workers whose clocks
+    // disagree still compare. Unset for results restored from the output.
+    bool timed = false;
+    std::int64_t last_start_us = 0;
+    std::int64_t last_end_us = 0;
+    std::uint32_t lost = 0;      // declared lost while the job was open
+    std::uint32_t rejoined = 0;  // heard from again after that
+};
 
 struct job_state {
     std::string name;
@@ -26,7 +44,10 @@ struct job_state {
     std::uint64_t ok = 0;
     std::uint64_t failed = 0;
     std::uint64_t duplicates = 0;
-    std::unordered_set<std::string> workers;
+    // Those that delivered a recorded result (at most k_max_workers_per_job).
+    std::unordered_map<std::string, worker_tally> workers;
+    task_time_histogram times;  // of the results recorded in this run of the sink
+    std::uint64_t busy_us = 0;  // their sum
     // From JOB_OPEN: a failure of an attempt up to this is sent again, not
     // recorded (5.14).
     std::uint32_t retries = 0;
@@ -83,7 +104,16 @@ class job_table {
     std::size_t dormant_count() const { return dormant_.size(); }
 
     // Moves every complete open job to the finished list; returns their DONEs.
-    std::vector<proto::done> collect_finished(std::chrono::steady_clock::time_point now);
+    // `finishing` is shown each one's state first, with its DONE.
+    using finish_hook = std::function<void(const job_state&, const proto::done&)>;
+    std::vector<proto::done> collect_finished(std::chrono::steady_clock::time_point now,
+                                              const finish_hook& finishing = {});
+
+    // A worker was declared lost holding `tasks`: counted in each open job
+    // it delivered to or held a task of. Heard from again: counted as
+    // rejoined in each open job it was lost in.
+    void worker_lost(const std::string& worker, const std::vector<proto::task_ref>& tasks);
+    void worker_rejoined(const std::string& worker);
 
     const std::deque<proto::done>& finished_jobs() const { return finished_; }
     std::size_t open_count() const { return open_.size(); }

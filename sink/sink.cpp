@@ -1,7 +1,9 @@
 #include "sink.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <set>
 #include <vector>
@@ -11,6 +13,7 @@
 
 #include "http_server.hpp"
 #include "job_log.hpp"
+#include "job_report.hpp"
 #include "job_table.hpp"
 #include "recovery.hpp"
 #include "result_recorder.hpp"
@@ -76,7 +79,10 @@ class sink_loop {
 
     void handle(proto::message& msg, const zmq::message_t& raw, clock::time_point now) {
         if (auto* r = std::get_if<proto::result>(&msg)) {
-            if (!r->worker.empty()) workers_.seen(r->worker, now);  // empty: from the ventilator
+            if (!r->worker.empty()) {  // empty: from the ventilator
+                workers_.seen(r->worker, now);
+                note_rejoined();
+            }
             // Taken before add(), which may move the result.
             const std::uint64_t elapsed_us = r->elapsed_us;
             std::optional<failure_row> failure;
@@ -134,6 +140,7 @@ class sink_loop {
             spdlog::info("worker {} joined (host {}, pid {}, {} threads, v{})", h->worker, h->host,
                          h->pid, h->threads, h->version);
             workers_.hello(*h, now);
+            note_rejoined();
             stats_.hello(*h, now);
         } else if (auto* b = std::get_if<proto::bye>(&msg)) {
             spdlog::info("worker {} left", b->worker);
@@ -145,6 +152,7 @@ class sink_loop {
             departed_.push_back(proto::lost{b->worker, b->returned});
         } else if (auto* hb = std::get_if<proto::heartbeat>(&msg)) {
             workers_.heartbeat(*hb, now);
+            note_rejoined();
             stats_.heartbeat(*hb, now);
         } else {
             drops_.drop(
@@ -176,7 +184,8 @@ class sink_loop {
             publish(control_, proto::k_topic_lost, scratch_);
         }
         departed_.clear();
-        auto finished = jobs_.collect_finished(now);
+        auto finished = jobs_.collect_finished(
+            now, [&](const job_state& j, const proto::done& d) { keep_report(j, d); });
         for (const auto& d : finished) {
             ++summary.jobs_done;
             if (d.failed) ++summary.jobs_failed;
@@ -185,6 +194,7 @@ class sink_loop {
                 "job {} done: {} tasks, {} ok, {} failed, {} workers, {:.3f} s ({:.0f} tasks/s)",
                 d.job, d.total, d.ok, d.failed, d.workers, secs,
                 secs > 0 ? static_cast<double>(d.total) / secs : 0.0);
+            publish_report(d);
             publish_done(d);
         }
         return finished.size();
@@ -207,6 +217,7 @@ class sink_loop {
             spdlog::warn("worker {} lost: silent for too long, holding {} task(s)", l.worker,
                          l.tasks.size());
             stats_.lost(l.worker, now);
+            jobs_.worker_lost(l.worker, l.tasks);
             proto::encode(l, scratch_);
             publish(control_, proto::k_topic_lost, scratch_);
         }
@@ -232,6 +243,7 @@ class sink_loop {
     void republish_done() {
         for (auto d : jobs_.finished_jobs()) {
             d.open_jobs = static_cast<std::uint32_t>(jobs_.open_count());
+            publish_report(d);
             publish_done(d);
         }
     }
@@ -275,6 +287,36 @@ class sink_loop {
         } while (i < ids.size());
     }
 
+    // A worker lost earlier spoke again: counted in the jobs it was lost in.
+    void note_rejoined() {
+        for (const auto& w : workers_.take_rejoined())
+            jobs_.worker_rejoined(w);
+    }
+
+    // The REPORT of a job finishing now, kept to be published before each
+    // publication of its DONE (5.16), as long as the DONE is.
+    void keep_report(const job_state& j, const proto::done& d) {
+        reports_.push_back(make_report(j, d, [&](const std::string& name) {
+            worker_facts f;
+            if (const worker_row* row = stats_.worker(name)) {
+                f.host = row->host;
+                f.threads = row->threads;
+            }
+            f.present = workers_.present(name);
+            return f;
+        }));
+        if (reports_.size() > job_table::k_finished_kept) reports_.pop_front();
+    }
+
+    void publish_report(const proto::done& d) {
+        const auto it = std::find_if(reports_.rbegin(), reports_.rend(), [&](const auto& r) {
+            return r.job == d.job && r.total == d.total;
+        });
+        if (it == reports_.rend()) return;
+        proto::encode(*it, scratch_);
+        publish(control_, proto::k_topic_report, scratch_);
+    }
+
     void publish_done(const proto::done& d) {
         proto::encode(d, scratch_);
         publish(control_, proto::k_topic_done, scratch_);
@@ -293,6 +335,7 @@ class sink_loop {
     std::vector<proto::lost> departed_;      // said BYE in this batch, with what they handed back
     std::set<std::string> recorded_wanted_;  // JOB_OPEN with resume in this batch
     std::vector<proto::retry> retries_;      // failures of this batch to send again
+    std::deque<proto::report> reports_;      // of the latest finished jobs, oldest first
 };
 
 }  // namespace

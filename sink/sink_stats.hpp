@@ -58,6 +58,11 @@ class sink_stats {
     void heartbeat(const proto::heartbeat& hb, clock::time_point now);
     void left(const std::string& worker, clock::time_point now);
     void lost(const std::string& worker, clock::time_point now);
+    // What HELLO or HEARTBEAT said of `worker`; null when never heard.
+    const worker_row* worker(const std::string& name) const {
+        const auto it = workers_.find(name);
+        return it == workers_.end() ? nullptr : &it->second.row;
+    }
 
     // The state now: each job's counts from `jobs`, the rest from here and
     // `counters` (retries are filled in here). Samples the rates when

@@ -11,7 +11,10 @@ worker_table::entry* worker_table::touch(const std::string& worker, clock::time_
     if (it == workers_.end()) {
         if (workers_.size() >= k_max_workers) return nullptr;
         it = workers_.emplace(worker, entry{}).first;
-        if (ever_lost_.erase(worker)) spdlog::info("worker {} rejoined", worker);
+        if (ever_lost_.erase(worker)) {
+            spdlog::info("worker {} rejoined", worker);
+            rejoined_.push_back(worker);
+        }
     }
     it->second.last_seen = now;
     return &it->second;

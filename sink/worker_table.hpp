@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "zfarm/protocol.hpp"
@@ -48,6 +49,10 @@ class worker_table {
     // Ids of `job` that live workers report holding, for lease renewal.
     std::vector<std::uint64_t> held(const std::string& job) const;
     std::size_t alive() const { return workers_.size(); }
+    // Heard from lately: neither lost nor gone (BYE).
+    bool present(const std::string& worker) const { return workers_.contains(worker); }
+    // Lost workers heard from again since the last call.
+    std::vector<std::string> take_rejoined() { return std::exchange(rejoined_, {}); }
     std::uint64_t lost_count() const { return lost_count_; }
 
   private:
@@ -62,6 +67,7 @@ class worker_table {
     std::optional<clock::time_point> last_check_;
     std::unordered_map<std::string, entry> workers_;
     std::unordered_map<std::string, bool> ever_lost_;
+    std::vector<std::string> rejoined_;
     std::uint64_t lost_count_ = 0;
 };
 

@@ -8,10 +8,12 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
 #include "command_cli.hpp"
+#include "final_report.hpp"
 #include "task_source.hpp"
 #include "ventilator.hpp"
 #include "zfarm/cli.hpp"
@@ -29,6 +31,34 @@ std::string default_job_name() {
     localtime_r(&t, &tm);
     std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
     return std::string("job-") + stamp + "-" + std::to_string(getpid());
+}
+
+// Prints how the job ended (one line on stdout, the contract's summary) and
+// returns the exit status.
+int finish(const zfarm::ventilator::job_outcome& o) {
+    using namespace zfarm;
+    if (o.interrupted) return k_exit_failed_tasks;
+    if (!o.launch_error.empty()) {
+        std::printf("job %s cancelled: %s\n", o.job.c_str(), o.launch_error.c_str());
+        std::fflush(stdout);
+        return k_exit_usage;
+    }
+    if (!o.input_error.empty()) return o.total == 0 ? k_exit_usage : k_exit_failed_tasks;
+    if (o.halted_by) {
+        std::printf(
+            "job %s halted: task %llu failed; %llu tasks sent, %llu failed, job cancelled, "
+            "%.3f s\n",
+            o.job.c_str(), static_cast<unsigned long long>(*o.halted_by),
+            static_cast<unsigned long long>(o.total), static_cast<unsigned long long>(o.failed),
+            o.seconds);
+        std::fflush(stdout);
+        return k_exit_failed_tasks;
+    }
+    std::printf("job %s: %llu tasks, %llu ok, %llu failed, %u workers, %.3f s\n", o.job.c_str(),
+                static_cast<unsigned long long>(o.total), static_cast<unsigned long long>(o.ok),
+                static_cast<unsigned long long>(o.failed), o.workers, o.seconds);
+    std::fflush(stdout);
+    return o.failed > 0 ? k_exit_failed_tasks : k_exit_ok;
 }
 
 }  // namespace
@@ -104,6 +134,11 @@ int main(int argc, char** argv) {
                    "Seconds from the start for --expect-workers / --min-workers")
         ->capture_default_str()
         ->check(CLI::Range(0.1, 86400.0));
+    std::string report_path;
+    app.add_option("--report", report_path,
+                   "Write the end-of-job report to FILE as JSON: counts, wall time, task-time "
+                   "percentiles, a row per worker (also for a job halted, cancelled or "
+                   "interrupted, without the sink's part); exit 2 if it cannot be written");
     app.add_flag("--halt-on-failure", opt.halt_on_failure,
                  "At the first task recorded failed (after its retries): send no new task, "
                  "let those in flight finish, cancel the job and exit 1");
@@ -197,6 +232,13 @@ int main(int argc, char** argv) {
         source = std::move(*f);
     }
 
+    std::optional<report_file> report;
+    if (!report_path.empty()) {
+        auto f = report_file::open(report_path);
+        if (!f) return usage_error(prog, f.error());
+        report.emplace(std::move(*f));
+    }
+
     init_logging("ventilator", common.verbosity());
     // Progress on stderr: a live line on a terminal (log lines are written
     // above it), else a status line through the log every interval.
@@ -228,26 +270,17 @@ int main(int argc, char** argv) {
         return k_exit_usage;
     }
     const auto& o = *outcome;
-    if (o.interrupted) return k_exit_failed_tasks;
-    if (!o.launch_error.empty()) {
-        std::printf("job %s cancelled: %s\n", o.job.c_str(), o.launch_error.c_str());
-        std::fflush(stdout);
-        return k_exit_usage;
+    // The report first (stderr), so that the summary is the last line.
+    const bool done =
+        !o.interrupted && o.launch_error.empty() && o.input_error.empty() && !o.halted_by;
+    if (done && !common.quiet) std::fputs(format_report(o).c_str(), stderr);
+    const int status = finish(o);
+    if (report) {
+        std::string why;
+        if (!report->write(o, why)) {
+            spdlog::error("{}", why);
+            return k_exit_usage;
+        }
     }
-    if (!o.input_error.empty()) return o.total == 0 ? k_exit_usage : k_exit_failed_tasks;
-    if (o.halted_by) {
-        std::printf(
-            "job %s halted: task %llu failed; %llu tasks sent, %llu failed, job cancelled, "
-            "%.3f s\n",
-            o.job.c_str(), static_cast<unsigned long long>(*o.halted_by),
-            static_cast<unsigned long long>(o.total), static_cast<unsigned long long>(o.failed),
-            o.seconds);
-        std::fflush(stdout);
-        return k_exit_failed_tasks;
-    }
-    std::printf("job %s: %llu tasks, %llu ok, %llu failed, %u workers, %.3f s\n", o.job.c_str(),
-                static_cast<unsigned long long>(o.total), static_cast<unsigned long long>(o.ok),
-                static_cast<unsigned long long>(o.failed), o.workers, o.seconds);
-    std::fflush(stdout);
-    return o.failed > 0 ? k_exit_failed_tasks : k_exit_ok;
+    return status;
 }

@@ -94,6 +94,9 @@ class dispatcher {
     // A new connection to the sink after one was lost: a restarted sink may
     // have lost results it had not written, so ask it what it recorded.
     void on_sink_monitor();
+    // What every outcome says: the job, its dispatch, what was sent again
+    // or skipped.
+    job_outcome outcome() const;
     // The job given up: cancelled on the sink (7.7), with what was sent so far.
     job_outcome cancel(clock::time_point started);
     // Tasks the sink has recorded that we have not sent (resume): skipped.
@@ -169,6 +172,7 @@ class dispatcher {
     std::deque<task_spec> pending_;     // generated, not yet sent; the first is id next_id_
     std::deque<std::uint64_t> resend_;  // in the ledger, to be sent again
     std::optional<proto::done> done_;
+    std::optional<proto::report> report_;
     // Ids of this job live workers reported holding, as of the latest relay.
     std::unordered_set<std::uint64_t> reported_;
     clock::time_point reported_at_{};
@@ -279,6 +283,10 @@ bool dispatcher::on_control() {
             // A DONE for a job we have not closed is stale (an earlier run of
             // the same name, re-published): ignore it.
             if (d->job == opt_.job && exhausted_ && d->total == next_id_) done_ = *d;
+        } else if (auto* rep = std::get_if<proto::report>(&*decoded)) {
+            // Published just before its DONE (5.16): kept on the same terms.
+            if (rep->job == opt_.job && exhausted_ && rep->total == next_id_ && !done_)
+                report_ = std::move(*rep);
         } else if (auto* l = std::get_if<proto::lost>(&*decoded)) {
             on_lost(*l, clock::now());
         } else if (auto* r = std::get_if<proto::recorded>(&*decoded)) {
@@ -720,11 +728,19 @@ std::optional<std::string> dispatcher::check_launch(clock::time_point started,
            " (their logs say which address they use)";
 }
 
+job_outcome dispatcher::outcome() const {
+    job_outcome out;
+    out.job = opt_.job;
+    out.dispatch = opt_.dispatch;
+    out.retried = resent_;
+    out.skipped = skipped_;
+    return out;
+}
+
 job_outcome dispatcher::cancel(clock::time_point started) {
     show_progress(started, clock::now(), true);
     if (opened_) send_to_sink(proto::job_close{opt_.job, next_id_, true});
-    job_outcome out;
-    out.job = opt_.job;
+    job_outcome out = outcome();
     out.total = next_id_;
     out.seconds = std::chrono::duration<double>(clock::now() - started).count();
     return out;
@@ -825,8 +841,8 @@ expected<job_outcome, std::string> dispatcher::run() {
         if (opened_) show_progress(started, clock::now(), false);
     }
     show_progress(started, clock::now(), true);
-    job_outcome out;
-    out.job = opt_.job;
+    job_outcome out = outcome();
+    out.report = std::move(report_);
     out.total = done_->total;
     out.ok = done_->ok;
     out.failed = done_->failed;
@@ -869,6 +885,7 @@ expected<job_outcome, std::string> run_ventilator(const ventilator_options& opt,
         control.set(zmq::sockopt::subscribe, proto::k_topic_lost);
         control.set(zmq::sockopt::subscribe, proto::k_topic_recorded);
         control.set(zmq::sockopt::subscribe, proto::k_topic_retry);
+        control.set(zmq::sockopt::subscribe, proto::k_topic_report);
 
         secure_socket(tasks, opt.transport, opt.curve, socket_side::binds);
         secure_socket(to_sink, opt.transport, opt.curve, socket_side::connects_to_sink);

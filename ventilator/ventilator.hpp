@@ -14,6 +14,7 @@
 
 #include "progress.hpp"
 #include "task_source.hpp"
+#include "zfarm/protocol.hpp"
 #include "zfarm/sockets.hpp"
 
 namespace zfarm::ventilator {
@@ -56,11 +57,16 @@ struct ventilator_options {
 
 struct job_outcome {
     std::string job;
+    dispatch_mode dispatch = dispatch_mode::push;
     std::uint64_t total = 0;
     std::uint64_t ok = 0;
     std::uint64_t failed = 0;
     std::uint32_t workers = 0;
     double seconds = 0;
+    std::uint64_t retried = 0;  // tasks sent again (a failure with retries left, a loss, a lease)
+    std::uint64_t skipped = 0;  // recorded by an earlier run (--resume), not sent
+    // The sink's REPORT of the finished job (PROTOCOL.md 5.16), when it sent one.
+    std::optional<proto::report> report{};
     bool interrupted = false;
     // Set when --halt-on-failure cancelled the job: the first failed task.
     // `total` is then the number of tasks sent and `failed` those seen failed.

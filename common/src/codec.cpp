@@ -155,6 +155,30 @@ struct encoder {
         p.pack(m.attempt);
         pack_str(p, m.reason);
     }
+    void operator()(const report& m) {
+        header(p, msg_type::report, 9);
+        pack_str(p, m.job);
+        p.pack(m.total);
+        p.pack(m.elapsed_ms);
+        p.pack(m.busy_us);
+        p.pack(m.p50_us);
+        p.pack(m.p95_us);
+        p.pack(m.p99_us);
+        p.pack(m.max_us);
+        p.pack_array(static_cast<std::uint32_t>(m.workers.size()));
+        for (const auto& w : m.workers) {
+            p.pack_array(9);
+            pack_str(p, w.worker);
+            pack_str(p, w.host);
+            p.pack(w.threads);
+            p.pack(w.tasks);
+            p.pack(w.failed);
+            p.pack(w.busy_us);
+            p.pack(w.idle_us);
+            p.pack(w.lost);
+            p.pack(w.rejoined);
+        }
+    }
 };
 
 using detail::mp_type;
@@ -250,6 +274,13 @@ class field_reader {
             if (!ref(out.emplace_back())) return false;
         return true;
     }
+    bool report_rows(std::vector<report_worker>& out, const char* field) {
+        std::uint64_t n = 0;
+        if (!list(n, out, field)) return false;
+        for (; n > 0; --n)
+            if (!report_row(out.emplace_back())) return false;
+        return true;
+    }
     // Sets the reader's error to "field FIELD WHY" (bad_field); false.
     [[gnu::cold, gnu::noinline]] bool fail(const char* field, const char* why) {
         return r_.fail(decode_errc::bad_field, std::string("field ") + field + why);
@@ -310,6 +341,30 @@ class field_reader {
         if (!r_.read(v, level + 1) || !as_uint(v, out.attempt, "attempt")) return false;
         for (; extra > 0; --extra)
             if (!r_.skip(level + 1)) return false;
+        return true;
+    }
+
+    // [worker, host, threads, tasks, failed, busy_us, idle_us, lost,
+    // rejoined, ignored...], one level below the list.
+    bool report_row(report_worker& out) {
+        const std::size_t level = level_ + 1;
+        mp_value v;
+        if (!r_.read(v, level)) return false;
+        if (v.type != mp_type::array || v.n < 9)
+            return r_.fail(decode_errc::bad_field, "worker row is not a 9-element array");
+        std::uint64_t extra = v.n - 9;
+        const std::size_t in = level + 1;
+        if (!r_.read(v, in) || !as_name(v, out.worker, "worker")) return false;
+        if (!r_.read(v, in) || !as_name(v, out.host, "host")) return false;
+        if (!r_.read(v, in) || !as_uint(v, out.threads, "threads")) return false;
+        if (!r_.read(v, in) || !as_uint(v, out.tasks, "tasks")) return false;
+        if (!r_.read(v, in) || !as_uint(v, out.failed, "failed")) return false;
+        if (!r_.read(v, in) || !as_uint(v, out.busy_us, "busy_us")) return false;
+        if (!r_.read(v, in) || !as_uint(v, out.idle_us, "idle_us")) return false;
+        if (!r_.read(v, in) || !as_uint(v, out.lost, "lost")) return false;
+        if (!r_.read(v, in) || !as_uint(v, out.rejoined, "rejoined")) return false;
+        for (; extra > 0; --extra)
+            if (!r_.skip(in)) return false;
         return true;
     }
 
@@ -411,6 +466,14 @@ bool decode_fields(msg_type t, field_reader& r, message& msg) {
             return r.name(m.job, "job") && r.uint(m.id, "id") && r.uint(m.attempt, "attempt") &&
                    r.text(m.reason, "reason");
         }
+        case msg_type::report: {
+            auto& m = reuse_as<report>(msg);
+            return r.name(m.job, "job") && r.uint(m.total, "total") &&
+                   r.uint(m.elapsed_ms, "elapsed_ms") && r.uint(m.busy_us, "busy_us") &&
+                   r.uint(m.p50_us, "p50_us") && r.uint(m.p95_us, "p95_us") &&
+                   r.uint(m.p99_us, "p99_us") && r.uint(m.max_us, "max_us") &&
+                   r.report_rows(m.workers, "workers");
+        }
         case msg_type::batch:
             break;
     }
@@ -451,12 +514,18 @@ std::string_view to_string(msg_type t) noexcept {
             return "RETRY";
         case msg_type::batch:
             return "BATCH";
+        case msg_type::report:
+            return "REPORT";
     }
     return "?";
 }
 
 msg_type type_of(const message& m) noexcept {
-    return static_cast<msg_type>(m.index() + 1);
+    // The alternatives are in type order, with BATCH (15), not a message of
+    // its own, left out.
+    const auto type = m.index() + 1;
+    return static_cast<msg_type>(type < static_cast<std::size_t>(msg_type::batch) ? type
+                                                                                  : type + 1);
 }
 
 std::string_view to_string(decode_errc c) noexcept {
@@ -540,7 +609,7 @@ bool read_message(msgpack_reader& r, std::size_t level, message& m) {
         return r.fail(decode_errc::bad_version, "version " + std::to_string(v.n) + ", expected " +
                                                     std::to_string(k_protocol_version));
     if (!r.read(v, level + 1)) return false;
-    if (v.type != mp_type::uint || v.n == 0 || v.n > static_cast<std::uint64_t>(msg_type::batch))
+    if (v.type != mp_type::uint || v.n == 0 || v.n > static_cast<std::uint64_t>(msg_type::report))
         return r.fail(decode_errc::unknown_type, "unknown message type");
     if (v.n == static_cast<std::uint64_t>(msg_type::batch))
         return r.fail(decode_errc::unknown_type, "BATCH where one message is expected");

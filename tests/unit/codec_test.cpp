@@ -131,6 +131,15 @@ std::vector<message> one_of_each() {
         credit{"node7-1234-beef", 16, true},
         recorded{"render-frames", 500, {502, 510, k_u64_max}, true},
         retry{"render-frames", 42, 2, "exit code 3"},
+        report{"render-frames",
+               1000,
+               61000,
+               118000000,
+               48000,
+               95000,
+               99000,
+               100000,
+               {{"node7-1234-beef", "node7", 8, 998, 2, 118000000, 1500000, 1, 1}}},
     };
 }
 
@@ -306,6 +315,49 @@ TEST(Codec, RoundTripsDoneWithLargestCounts) {
     expect_round_trip(done{"j", 0, 0, 0, 0, 0, 0});
 }
 
+TEST(Codec, RoundTripsReportWithNoWorkersAndWithLargestCounts) {
+    expect_round_trip(report{"j", 0, 0, 0, 0, 0, 0, 0, {}});
+    report r{"j", k_u64_max, k_u64_max, k_u64_max, 1, 2, 3, k_u64_max, {}};
+    for (int i = 0; i < 300; ++i)
+        r.workers.push_back(report_worker{"w" + std::to_string(i), std::string(k_max_name, 'h'),
+                                          k_u32_max, k_u64_max, k_u64_max - 1, k_u64_max, 7,
+                                          k_u32_max, 0});
+    expect_round_trip(r);
+}
+
+TEST(Codec, ReportRowsMayCarryFieldsOfALaterRevision) {
+    // 3.2: trailing elements a receiver does not know are skipped, in a
+    // worker row as in the message.
+    frame_builder f;
+    f.array(12).uint(k_protocol_version).uint(static_cast<std::uint8_t>(msg_type::report)).str("j");
+    for (std::uint64_t v : {10u, 2000u, 5000u, 400u, 900u, 990u, 1000u})
+        f.uint(v);
+    f.array(1).array(10).str("w").str("h");
+    for (std::uint64_t v : {1u, 10u, 0u, 5000u, 0u, 0u, 0u})
+        f.uint(v);
+    f.str("a later field").boolean(true);  // and one after the workers
+    const std::string wire = f.frame();
+    auto d = decode(wire);
+    ASSERT_TRUE(d) << d.error().detail;
+    const auto& r = std::get<report>(*d);
+    ASSERT_EQ(r.workers.size(), 1u);
+    EXPECT_EQ(r.workers[0].busy_us, 5000u);
+    EXPECT_EQ(r.max_us, 1000u);
+}
+
+TEST(Codec, RefusesAReportWorkerRowThatIsShort) {
+    report r{"j", 1, 1, 1, 1, 1, 1, 1, {{"w", "h", 1, 1, 0, 1, 0, 0, 0}}};
+    std::string wire = encode(r);
+    // The row's fixarray(9) header, made fixarray(8) and its last field cut.
+    const auto at = wire.find(static_cast<char>(0x99));
+    ASSERT_NE(at, std::string::npos);
+    wire[at] = static_cast<char>(0x98);
+    wire.pop_back();
+    auto d = decode(wire);
+    ASSERT_FALSE(d);
+    EXPECT_EQ(d.error().code, decode_errc::bad_field);
+}
+
 TEST(Codec, RoundTripsStopWithLongReason) {
     // The reason is free text, not a name: the 256-byte name limit does not apply.
     expect_round_trip(stop{"j", std::string(1000, 'r')});
@@ -349,9 +401,11 @@ TEST(Codec, TypeCodesMatchTheProtocolTable) {
         {msg_type::lost, "LOST"},         {msg_type::done, "DONE"},
         {msg_type::stop, "STOP"},         {msg_type::credit, "CREDIT"},
         {msg_type::recorded, "RECORDED"}, {msg_type::retry, "RETRY"},
+        {msg_type::report, "REPORT"},
     };
     unsigned code = 1;
     for (const auto& [type, name] : table) {
+        if (code == static_cast<unsigned>(msg_type::batch)) ++code;  // not a message of its own
         EXPECT_EQ(static_cast<unsigned>(type), code++);
         EXPECT_EQ(to_string(type), name);
     }

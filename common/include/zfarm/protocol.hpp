@@ -46,6 +46,7 @@ enum class msg_type : std::uint8_t {
     retry = 14,
     // Not a message of its own: a frame carrying several (PROTOCOL.md 5.15).
     batch = 15,
+    report = 16,
 };
 
 std::string_view to_string(msg_type t) noexcept;
@@ -57,6 +58,7 @@ inline constexpr std::string_view k_topic_done = "DONE";
 inline constexpr std::string_view k_topic_stop = "STOP";
 inline constexpr std::string_view k_topic_recorded = "RECORDED";
 inline constexpr std::string_view k_topic_retry = "RETRY";
+inline constexpr std::string_view k_topic_report = "REPORT";
 
 enum class task_status : std::uint8_t { ok = 0, failed = 1 };
 
@@ -227,8 +229,40 @@ struct retry {
     bool operator==(const retry&) const = default;
 };
 
+// One worker's share of a finished job, in its REPORT.
+struct report_worker {
+    std::string worker;
+    std::string host;  // empty when the sink never heard it (no HELLO or HEARTBEAT)
+    std::uint32_t threads = 0;
+    std::uint64_t tasks = 0;  // results of the job recorded from it
+    std::uint64_t failed = 0;
+    std::uint64_t busy_us = 0;  // the sum of their elapsed_us
+    // From the end of its last task of the job to the latest start of one
+    // on another worker, when it was still there at the end (16 rule 3).
+    std::uint64_t idle_us = 0;
+    std::uint32_t lost = 0;      // times declared lost while the job was open
+    std::uint32_t rejoined = 0;  // times heard from again after that
+    bool operator==(const report_worker&) const = default;
+};
+
+// sink -> ventilator (control PUB, topic REPORT), just before the job's DONE
+// and with each re-publication of it: how the job went, for the end-of-job
+// report. Percentiles are of the recorded results' elapsed_us, within 2 %.
+struct report {
+    std::string job;
+    std::uint64_t total = 0;
+    std::uint64_t elapsed_ms = 0;  // as in DONE
+    std::uint64_t busy_us = 0;     // the sum of the recorded results' elapsed_us
+    std::uint64_t p50_us = 0;
+    std::uint64_t p95_us = 0;
+    std::uint64_t p99_us = 0;
+    std::uint64_t max_us = 0;
+    std::vector<report_worker> workers;
+    bool operator==(const report&) const = default;
+};
+
 using message = std::variant<job_open, job_close, task, result, hello, heartbeat, bye, ack, lost,
-                             done, stop, credit, recorded, retry>;
+                             done, stop, credit, recorded, retry, report>;
 
 msg_type type_of(const message& m) noexcept;
 
