@@ -41,6 +41,15 @@ int main(int argc, char** argv) {
         proto::credit{"node7-1-beef", 16, true},
         proto::recorded{"render", 10, {12}, false},
         proto::retry{"render", 42, 2, "exit code 3"},
+        proto::report{"render",
+                      1000,
+                      61000,
+                      118000000,
+                      48000,
+                      95000,
+                      99000,
+                      100000,
+                      {{"node7-1-beef", "node7", 8, 998, 2, 118000000, 1500000, 1, 1}}},
     };
     int n = 0;
     std::string stream;

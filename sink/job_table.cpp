@@ -1,6 +1,8 @@
 #include "job_table.hpp"
 
 #include <algorithm>
+#include <string_view>
+#include <unordered_set>
 
 namespace zfarm::sink {
 
@@ -149,14 +151,14 @@ job_table::record_outcome job_table::record(const proto::result& r,
 }
 
 void job_table::worker_lost(const std::string& worker, const std::vector<proto::task_ref>& tasks) {
+    std::unordered_set<std::string_view> held;  // jobs it held a task of
+    for (const auto& t : tasks)
+        held.insert(t.job);
     for (auto& [name, j] : open_) {
-        const bool held = std::any_of(tasks.begin(), tasks.end(),
-                                      [&](const proto::task_ref& t) { return t.job == name; });
-        auto it = j.workers.find(worker);
-        if (it == j.workers.end() && held) {
-            if (auto* w = tally(j, worker)) ++w->lost;
-        } else if (it != j.workers.end()) {
+        if (auto it = j.workers.find(worker); it != j.workers.end()) {
             ++it->second.lost;
+        } else if (held.contains(name)) {
+            if (auto* w = tally(j, worker)) ++w->lost;
         }
     }
 }
