@@ -24,7 +24,15 @@ benchmarks) and runs:
          the first), from the results' start and ms fields. zfarm runs
          again with CURVE on every socket (keys from zfarm-keygen; sink and
          ventilator share one pair): the "curve" rates and their ratio to
-         the same mode without it.
+         the same mode without it. And "observed" (issue 8): the
+         ventilator's live progress line drawn on a pseudo-terminal
+         (script(1); checked to be there) and the sink's status endpoint
+         on (--http 127.0.0.1:0), scraped once a second for the whole run
+         by bench/status_scraper.py (GET /metrics and /status, each
+         checked; a failed scrape fails the run; the run line gives their
+         count): the "observed" rates and their ratio to the same mode with
+         both off (target: 0.97 or more). Each repetition runs plain, curve
+         and observed zfarm in turn, in both modes.
   micro  the Google Benchmark micro-benchmarks (bench/micro_bench.cpp):
          codec, ledger, dedupe set, result writer; their JSON report goes
          to bench/results/micro.json.
@@ -69,11 +77,16 @@ Output (each on one line; times in seconds, rates in tasks/s, medians over
 the repetitions):
 
   run throughput what=zfarm-credit i=1 tps=131000
-  throughput tasks=1000000 zfarm_push_tps=... zfarm_credit_tps=...
+  run throughput what=zfarm-push-observed i=1 tps=127000 scrapes=3
+  throughput tasks=1000000 jq_tasks=100000 push_tps=... credit_tps=...
+      push_curve_tps=... credit_curve_tps=... push_observed_tps=...
+      credit_observed_tps=...
       relay1_tcp_tps=... relay2_tcp_tps=... relay1_ipc_tps=...
       relay2_ipc_tps=... guide_tps=... jq_tps=...
       push_vs_relay2=0.41 credit_vs_relay2=... push_vs_guide=...
-      credit_vs_guide=... push_vs_jq=... credit_vs_jq=... n=5
+      credit_vs_guide=... push_vs_jq=... credit_vs_jq=...
+      push_curve_vs_push=0.87 credit_curve_vs_credit=...
+      push_observed_vs_push=0.99 credit_observed_vs_credit=... n=5
   balance workload=mixed lower_bound_s=1.148 credit_ratio=1.05
       push_ratio=1.42 guide_ratio=1.51 greedy_ratio=1.11 target=1.15 n=5
   latency round_trips=1800 credit_p50_us=... credit_p99_us=...
@@ -218,17 +231,19 @@ json_num() { if [[ $1 == - ]]; then echo null; else echo "$1"; fi; }
 
 # --- throughput -------------------------------------------------------------
 
-# throughput_run WHAT I: one run of WHAT (zfarm-push, zfarm-credit,
+# throughput_run WHAT I: one run of WHAT (zfarm-{push,credit}[-curve|-observed],
 # relay{1,2}-{tcp,ipc}, guide, jq); prints a "run throughput" line and appends
 # its rate to tput[WHAT].
 throughput_run() {
-    local what=$1 rep=$2 dir rate=- n relays transport
+    local what=$1 rep=$2 dir rate=- n relays transport error=failed extra=''
     dir=$work/throughput-$what-$rep
     mkdir -p "$dir"
     case $what in
     zfarm-*)
-        # worker_args is local here: start_pipeline sees it, later runs do not.
+        # worker_args, vent_tty and before_workers are local here:
+        # start_pipeline sees them, later runs do not.
         local mode=${what#zfarm-} sink_extra=() vent_extra=() worker_args=()
+        local vent_tty='' before_workers=() scraper_pid=''
         if [[ $mode == *-curve ]]; then
             mode=${mode%-curve}
             curve_keys
@@ -236,6 +251,12 @@ throughput_run() {
             vent_extra=(--curve-secret "$keys/head.key" --allow "$keys/allow"
                 --curve-server-key "$keys/head.pub")
             worker_args=(--curve-secret "$keys/worker.key" --curve-server-key "$keys/head.pub")
+        fi
+        if [[ $mode == *-observed ]]; then
+            mode=${mode%-observed}
+            sink_extra=(--http 127.0.0.1:0)
+            vent_tty=$dir/ventilator.tty
+            before_workers=(start_scraper "$dir")
         fi
         if start_pipeline "$bin" "$dir" 2 "${sink_extra[@]}" -- --dispatch "$mode" \
             "${vent_extra[@]}" --echo "$echo_tasks" && finish_pipeline 600; then
@@ -251,6 +272,10 @@ throughput_run() {
                 END { if (n && last > first) printf "%d %.0f\n", n, n / (last - first); else print "0 -" }' \
                 "$dir/results.jsonl")
             ((n == echo_tasks)) || rate=-
+        fi
+        if [[ -n $vent_tty ]]; then
+            [[ -n $scraper_pid ]] && stop_pids "$scraper_pid"
+            [[ $rate == - ]] || observed_checks "$dir" || rate=-
         fi
         ;;
     relay*)
@@ -270,14 +295,52 @@ throughput_run() {
         ;;
     esac
     if [[ $rate == - ]]; then
-        echo "run throughput what=$what i=$rep error=failed dir=$dir"
+        echo "run throughput what=$what i=$rep error=$error dir=$dir"
         failed_runs=$((failed_runs + 1))
         keep=1
     else
-        echo "run throughput what=$what i=$rep tps=$rate"
+        echo "run throughput what=$what i=$rep tps=$rate$extra"
         ((keep)) || rm -rf "$dir"
     fi
     tput[$what]+=" $rate"
+}
+
+# start_scraper DIR: bench/status_scraper.py on the status endpoint of the
+# sink logging to DIR/sink.log, in the background (scraper_pid); returns once
+# it has scraped once, so it watches the job from its first task.
+start_scraper() {
+    local dir=$1 i
+    launch scraper "$python" "$repo/bench/status_scraper.py" --sink-log "$dir/sink.log" \
+        --out "$dir/scrapes" 2>"$dir/scraper.log" &
+    scraper_pid=$!
+    pids+=("$scraper_pid")
+    for ((i = 0; i < 300; i++)); do
+        [[ -s $dir/scrapes ]] && return 0
+        kill -0 "$scraper_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "bench.sh: the status scraper did not start: $(tail -n 1 "$dir/scraper.log")" >&2
+    return 1
+}
+
+# observed_checks DIR: whether an observed run was observed: the live
+# progress line drawn (redrawn in place, the last time at 100 %, "JOB
+# N/N 100.0%") and every scrape good. Sets error and extra (the scrapes)
+# for throughput_run's line.
+observed_checks() {
+    local dir=$1 scrapes=0 bad=0 redraw=$'\r\e\\[K' # carriage return, erase the line
+    [[ -s $dir/scrapes ]] && read -r scrapes bad <"$dir/scrapes"
+    extra=" scrapes=$scrapes"
+    if ((scrapes == 0 || bad > 0)); then
+        error='scrapes-failed'
+        echo "bench.sh: $bad of $scrapes scrape(s) failed: $(tail -n 1 "$dir/scraper.log")" >&2
+        return 1
+    fi
+    if ! grep -qE "${redraw}[^ ]+ ([0-9,]+)/\\1 100\\.0% " "$dir/ventilator.tty"; then
+        error='no-progress-line'
+        echo "bench.sh: no live progress line in $dir/ventilator.tty" >&2
+        return 1
+    fi
 }
 
 # curve_keys: once, a key pair for the sink and ventilator (head), one for
@@ -294,6 +357,7 @@ curve_keys() {
 if wanted throughput; then
     declare -A tput med
     runs=(zfarm-push zfarm-credit zfarm-push-curve zfarm-credit-curve
+        zfarm-push-observed zfarm-credit-observed
         relay1-tcp relay2-tcp relay1-ipc relay2-ipc guide jq)
     for ((rep = 1; rep <= reps; rep++)); do
         for what in "${runs[@]}"; do throughput_run "$what" "$rep"; done
@@ -316,10 +380,13 @@ if wanted throughput; then
             pairs+="\"$key\": $(json_num "$r"), "
         done
     done
-    for mode in push credit; do
-        r=$(ratio "${med[zfarm-$mode-curve]}" "${med[zfarm-$mode]}")
-        line+=" ${mode}_curve_vs_${mode}=$r"
-        pairs+="\"${mode}_curve_vs_${mode}\": $(json_num "$r"), "
+    for variant in curve observed; do
+        for mode in push credit; do
+            r=$(ratio "${med[zfarm-$mode-$variant]}" "${med[zfarm-$mode]}")
+            key="${mode}_${variant}_vs_${mode}"
+            line+=" $key=$r"
+            pairs+="\"$key\": $(json_num "$r"), "
+        done
     done
     echo "$line n=$reps"
     cat >"$results_dir/throughput.json" <<EOF
@@ -327,7 +394,8 @@ if wanted throughput; then
  "machine": "$(printf '%s' "$machine" | sed 's/"/\\"/g')", "tasks": $echo_tasks,
  "jq_tasks": $jq_tasks, "repetitions": $reps, "median_tasks_per_second": {${rates%, }},
  "ratios": {${pairs%, }},
- "targets": {"vs_relay2_at_least": 0.5, "vs_guide_at_least": 2, "vs_jq_at_least": 10}}
+ "targets": {"vs_relay2_at_least": 0.5, "vs_guide_at_least": 2, "vs_jq_at_least": 10,
+             "observed_vs_plain_at_least": 0.97}}
 EOF
 fi
 

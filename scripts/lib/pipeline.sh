@@ -10,6 +10,12 @@
 #   worker_args  extra arguments for every worker (e.g. --allow-exec)
 #   vent_input   file the ventilator reads as its standard input (default
 #                /dev/null)
+#   vent_tty     when set, the ventilator runs under a pseudo-terminal
+#                (util-linux script(1)), so it draws its live progress line,
+#                and what that terminal shows goes to this file
+#   before_workers  a command start_pipeline runs once the sink and the
+#                ventilator listen, before it starts the workers (so before
+#                the job's first task); the start fails if it fails
 
 # shellcheck source=scripts/lib/ports.sh
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/ports.sh"
@@ -18,6 +24,8 @@ limit=600
 cpu_dir=''
 worker_args=()
 vent_input=/dev/null
+vent_tty=''
+before_workers=()
 
 # Every process started here (each wrapped in timeout(1), so that even a
 # SIGKILLed script leaves nothing running for long).
@@ -81,7 +89,7 @@ launch() {
 start_pipeline() {
     local bin=$1 dir=$2 n=$3 attempt i
     shift 3
-    local sink_args=() vent_args=()
+    local sink_args=() vent_args=() vent_cmd
     while (($#)) && [[ $1 != -- ]]; do
         sink_args+=("$1")
         shift
@@ -110,9 +118,15 @@ start_pipeline() {
         chosen+=("$pt" "$pk")
         # shellcheck disable=SC2034 # read by the caller
         vent_started=$EPOCHREALTIME
-        launch ventilator "$bin/zfarm-ventilator" --tasks "$(ep "$pt")" --credit "$(ep "$pk")" \
-            --results "$(ep "$pr")" --control "$(ep "$pc")" "${vent_args[@]}" \
-            <"$vent_input" >"$dir/ventilator.out" 2>"$dir/ventilator.log" &
+        vent_cmd=("$bin/zfarm-ventilator" --tasks "$(ep "$pt")" --credit "$(ep "$pk")"
+            --results "$(ep "$pr")" --control "$(ep "$pc")" "${vent_args[@]}")
+        if [[ -n $vent_tty ]]; then # -e: script exits with the ventilator's status
+            launch ventilator script -qec "${vent_cmd[*]@Q}" /dev/null \
+                <"$vent_input" >"$vent_tty" 2>"$dir/ventilator.log" &
+        else
+            launch ventilator "${vent_cmd[@]}" \
+                <"$vent_input" >"$dir/ventilator.out" 2>"$dir/ventilator.log" &
+        fi
         vent_pid=$!
         pids+=("$vent_pid")
         wait_listening any "$vent_pid" "$pt" "$pk" && break
@@ -122,6 +136,10 @@ start_pipeline() {
             return 1
         }
     done
+    if ((${#before_workers[@]})) && ! "${before_workers[@]}"; then
+        stop_pids "$sink_pid" "$vent_pid"
+        return 1
+    fi
     worker_pids=()
     for ((i = 1; i <= n; i++)); do
         launch "worker-$i" "$bin/zfarm-worker" --exit-when-done --id "worker-$i" \
