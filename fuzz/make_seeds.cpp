@@ -44,12 +44,13 @@ int main(int argc, char** argv) {
         proto::report{"render",
                       1000,
                       61000,
+                      1000,
                       118000000,
                       48000,
                       95000,
                       99000,
                       100000,
-                      {{"node7-1-beef", "node7", 8, 998, 2, 118000000, 1500000, 1, 1}}},
+                      {{"node7-1-beef", "node7", 8, 998, 2, 998, 118000000, 1500000, 1, 1}}},
     };
     int n = 0;
     std::string stream;

@@ -1,6 +1,7 @@
 #include "job_report.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 #include <vector>
 
@@ -12,6 +13,7 @@ proto::report make_report(const job_state& j, const proto::done& d,
     r.job = d.job;
     r.total = d.total;
     r.elapsed_ms = d.elapsed_ms;
+    r.timed = j.times.count();
     r.busy_us = j.busy_us;
     r.p50_us = j.times.quantile(0.50);
     r.p95_us = j.times.quantile(0.95);
@@ -32,13 +34,18 @@ proto::report make_report(const job_state& j, const proto::done& d,
               [](const auto& a, const auto& b) { return *a.first < *b.first; });
 
     // Idle while others still had tasks to start (rule 3 of 5.16): from a
-    // worker's last end to the latest start on any other worker. The two
-    // latest starts are enough to know the latest on every other one.
+    // worker's last end, or the job's close when later (before it, tasks
+    // may not have existed yet), to the latest start on any other worker.
+    // The two latest starts are enough to know the latest on every other.
+    const std::int64_t closed_us =
+        j.closed > j.opened
+            ? std::chrono::duration_cast<std::chrono::microseconds>(j.closed - j.opened).count()
+            : 0;
     constexpr std::int64_t k_none = std::numeric_limits<std::int64_t>::min();
     const worker_tally* latest = nullptr;
     std::int64_t first = k_none, second = k_none;
     for (const auto& [name, t] : j.workers) {
-        if (!t.timed) continue;
+        if (t.timed == 0) continue;
         if (t.last_start_us > first) {
             second = first;
             first = t.last_start_us;
@@ -56,13 +63,15 @@ proto::report make_report(const job_state& j, const proto::done& d,
         w.threads = facts.threads;
         w.tasks = t->tasks;
         w.failed = t->failed;
+        w.timed = t->timed;
         w.busy_us = t->busy_us;
         w.lost = t->lost;
         w.rejoined = t->rejoined;
-        if (t->timed && facts.present) {
+        if (t->timed > 0 && facts.present) {
             const std::int64_t others = t == latest ? second : first;
-            if (others != k_none && others > t->last_end_us)
-                w.idle_us = static_cast<std::uint64_t>(others - t->last_end_us);
+            const std::int64_t from = std::max(t->last_end_us, closed_us);
+            if (others != k_none && others > from)
+                w.idle_us = static_cast<std::uint64_t>(others - from);
         }
         r.workers.push_back(std::move(w));
     }

@@ -130,19 +130,19 @@ job_table::record_outcome job_table::record(const proto::result& r,
     }
     (failed ? j->failed : j->ok)++;
     if (failed && j->failed_ids.size() < k_max_failed_ids_kept) j->failed_ids.insert(r.id);
-    j->times.observe(r.elapsed_us);
-    j->busy_us += r.elapsed_us;
     if (auto* w = tally(*j, r.worker)) {
+        j->times.observe(r.elapsed_us);
+        j->busy_us += r.elapsed_us;
         ++w->tasks;
         if (failed) ++w->failed;
+        const bool first = w->timed++ == 0;
         w->busy_us += r.elapsed_us;
         const auto arrived =
             std::chrono::duration_cast<std::chrono::microseconds>(now - j->opened).count();
         const auto started = arrived - static_cast<std::int64_t>(std::min<std::uint64_t>(
                                            r.elapsed_us, std::uint64_t{1} << 62));
-        w->last_end_us = w->timed ? std::max(w->last_end_us, arrived) : arrived;
-        w->last_start_us = w->timed ? std::max(w->last_start_us, started) : started;
-        w->timed = true;
+        w->last_end_us = first ? arrived : std::max(w->last_end_us, arrived);
+        w->last_start_us = first ? started : std::max(w->last_start_us, started);
     }
     // The ventilator's own failure (no worker) already lists every attempt.
     if (auto node = j->failures.extract(r.id); node && failed && error && !r.worker.empty())

@@ -24,12 +24,12 @@ namespace zfarm::sink {
 struct worker_tally {
     std::uint64_t tasks = 0;
     std::uint64_t failed = 0;
-    std::uint64_t busy_us = 0;  // the sum of their elapsed_us
+    std::uint64_t timed = 0;    // of those, recorded by this run of the sink (not restored)
+    std::uint64_t busy_us = 0;  // the sum of the timed ones' elapsed_us
     // When its latest task started and ended as the sink saw it, in
     // microseconds after the job opened, on the sink's clock: the result's
     // arrival, less its elapsed_us for the start. Workers whose clocks
-    // disagree still compare. Unset for results restored from the output.
-    bool timed = false;
+    // disagree still compare. Set once `timed` is above 0.
     std::int64_t last_start_us = 0;
     std::int64_t last_end_us = 0;
     std::uint32_t lost = 0;      // declared lost while the job was open
@@ -39,15 +39,18 @@ struct worker_tally {
 struct job_state {
     std::string name;
     std::chrono::steady_clock::time_point opened;
-    std::optional<std::uint64_t> total;  // from JOB_CLOSE
+    std::optional<std::uint64_t> total;            // from JOB_CLOSE
+    std::chrono::steady_clock::time_point closed;  // when the total came (JOB_CLOSE)
     dedupe_set recorded;
     std::uint64_t ok = 0;
     std::uint64_t failed = 0;
     std::uint64_t duplicates = 0;
     // Those that delivered a recorded result (at most k_max_workers_per_job).
     std::unordered_map<std::string, worker_tally> workers;
-    task_time_histogram times;  // of the results recorded in this run of the sink
-    std::uint64_t busy_us = 0;  // their sum
+    // The elapsed_us of the results of workers recorded in this run of the
+    // sink (not restored, not the ventilator's own), and their sum.
+    task_time_histogram times;
+    std::uint64_t busy_us = 0;
     // From JOB_OPEN: a failure of an attempt up to this is sent again, not
     // recorded (5.14).
     std::uint32_t retries = 0;

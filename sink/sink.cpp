@@ -31,6 +31,10 @@ using clock = std::chrono::steady_clock;
 
 constexpr int k_batch = 4096;  // messages handled between ACK flushes
 constexpr auto k_done_republish = std::chrono::milliseconds(1000);
+// A job's REPORT goes with its DONE's re-publications for this long only: it
+// may be large (a row per worker), every ventilator subscribes to it, and a
+// ventilator that missed both learns of the DONE within a second or two.
+constexpr auto k_report_republish = std::chrono::seconds(10);
 constexpr auto k_once_grace = std::chrono::milliseconds(300);
 constexpr auto k_poll_interval = std::chrono::milliseconds(100);
 // A worker is declared lost within this of its liveness timeout; relays,
@@ -134,7 +138,10 @@ class sink_loop {
             if (!j && jobs_.finished(c->job)) return;  // a repeated close of a finished job
             if (!j) j = jobs_.open(c->job, now);
             if (!j) return;
-            if (!j->total) spdlog::info("job {} closed with {} tasks", c->job, c->total);
+            if (!j->total) {
+                spdlog::info("job {} closed with {} tasks", c->job, c->total);
+                j->closed = now;
+            }
             j->total = c->total;
         } else if (auto* h = std::get_if<proto::hello>(&msg)) {
             spdlog::info("worker {} joined (host {}, pid {}, {} threads, v{})", h->worker, h->host,
@@ -185,7 +192,7 @@ class sink_loop {
         }
         departed_.clear();
         auto finished = jobs_.collect_finished(
-            now, [&](const job_state& j, const proto::done& d) { keep_report(j, d); });
+            now, [&](const job_state& j, const proto::done& d) { keep_report(j, d, now); });
         for (const auto& d : finished) {
             ++summary.jobs_done;
             if (d.failed) ++summary.jobs_failed;
@@ -194,7 +201,7 @@ class sink_loop {
                 "job {} done: {} tasks, {} ok, {} failed, {} workers, {:.3f} s ({:.0f} tasks/s)",
                 d.job, d.total, d.ok, d.failed, d.workers, secs,
                 secs > 0 ? static_cast<double>(d.total) / secs : 0.0);
-            publish_report(d);
+            publish_report(d, now);
             publish_done(d);
         }
         return finished.size();
@@ -240,10 +247,10 @@ class sink_loop {
         }
     }
 
-    void republish_done() {
+    void republish_done(clock::time_point now) {
         for (auto d : jobs_.finished_jobs()) {
             d.open_jobs = static_cast<std::uint32_t>(jobs_.open_count());
-            publish_report(d);
+            publish_report(d, now);
             publish_done(d);
         }
     }
@@ -293,10 +300,10 @@ class sink_loop {
             jobs_.worker_rejoined(w);
     }
 
-    // The REPORT of a job finishing now, kept to be published before each
-    // publication of its DONE (5.16), as long as the DONE is.
-    void keep_report(const job_state& j, const proto::done& d) {
-        reports_.push_back(make_report(j, d, [&](const std::string& name) {
+    // The REPORT of a job finishing now, encoded once, to be published
+    // before its DONE and its re-publications for k_report_republish (5.16).
+    void keep_report(const job_state& j, const proto::done& d, clock::time_point now) {
+        const proto::report r = make_report(j, d, [&](const std::string& name) {
             worker_facts f;
             if (const worker_row* row = stats_.worker(name)) {
                 f.host = row->host;
@@ -304,17 +311,17 @@ class sink_loop {
             }
             f.present = workers_.present(name);
             return f;
-        }));
+        });
+        reports_.push_back(kept_report{r.job, r.total, proto::encode(r), now});
         if (reports_.size() > job_table::k_finished_kept) reports_.pop_front();
     }
 
-    void publish_report(const proto::done& d) {
+    void publish_report(const proto::done& d, clock::time_point now) {
         const auto it = std::find_if(reports_.rbegin(), reports_.rend(), [&](const auto& r) {
             return r.job == d.job && r.total == d.total;
         });
-        if (it == reports_.rend()) return;
-        proto::encode(*it, scratch_);
-        publish(control_, proto::k_topic_report, scratch_);
+        if (it == reports_.rend() || now - it->finished > k_report_republish) return;
+        publish(control_, proto::k_topic_report, it->frame);
     }
 
     void publish_done(const proto::done& d) {
@@ -335,7 +342,13 @@ class sink_loop {
     std::vector<proto::lost> departed_;      // said BYE in this batch, with what they handed back
     std::set<std::string> recorded_wanted_;  // JOB_OPEN with resume in this batch
     std::vector<proto::retry> retries_;      // failures of this batch to send again
-    std::deque<proto::report> reports_;      // of the latest finished jobs, oldest first
+    struct kept_report {
+        std::string job;
+        std::uint64_t total;
+        std::string frame;  // the REPORT, encoded
+        clock::time_point finished;
+    };
+    std::deque<kept_report> reports_;  // of the latest finished jobs, oldest first
 };
 
 }  // namespace
@@ -427,7 +440,7 @@ expected<sink_summary, std::string> run_sink(const sink_options& opt) {
             }
             if (now >= next_republish || leave_at) {
                 loop.relay(now);
-                loop.republish_done();
+                loop.republish_done(now);
                 next_republish = now + (leave_at ? k_poll_interval : k_done_republish);
             }
             if (http && now >= next_status) {

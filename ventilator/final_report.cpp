@@ -46,6 +46,24 @@ double busy_share(const proto::report_worker& w, std::uint64_t elapsed_ms) {
     return capacity > 0 ? std::min(1.0, static_cast<double>(w.busy_us) / capacity) : 0.0;
 }
 
+// What the workers' threads could have run in the job's time: the
+// denominator of the idle share.
+double capacity_us(const proto::report& r) {
+    double threads = 0;
+    for (const auto& w : r.workers)
+        if (w.tasks > 0) threads += std::max<std::uint32_t>(w.threads, 1);
+    return threads * static_cast<double>(r.elapsed_ms) * 1e3;
+}
+
+// A name from the wire, safe to print on a terminal: control bytes (an
+// escape sequence, a newline) become '?'.
+std::string printable(std::string_view s) {
+    std::string out(s);
+    for (char& c : out)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    return out;
+}
+
 std::uint64_t total_idle_us(const proto::report& r) {
     return std::accumulate(r.workers.begin(), r.workers.end(), std::uint64_t{0},
                            [](std::uint64_t sum, const auto& w) { return sum + w.idle_us; });
@@ -70,20 +88,24 @@ std::string format_report(const job_outcome& o, std::size_t max_rows) {
         return out;
     }
     const proto::report& r = *o.report;
-    const std::uint64_t recorded =
-        std::accumulate(r.workers.begin(), r.workers.end(), std::uint64_t{0},
-                        [](std::uint64_t sum, const auto& w) { return sum + w.tasks; });
-    std::snprintf(buf, sizeof buf, "  task time  p50 %s, p95 %s, p99 %s, max %s, mean %s\n",
-                  task_time(r.p50_us).c_str(), task_time(r.p95_us).c_str(),
-                  task_time(r.p99_us).c_str(), task_time(r.max_us).c_str(),
-                  task_time(recorded > 0 ? r.busy_us / recorded : 0).c_str());
-    out += buf;
+    if (r.timed > 0) {
+        std::snprintf(buf, sizeof buf, "  task time  p50 %s, p95 %s, p99 %s, max %s, mean %s\n",
+                      task_time(r.p50_us).c_str(), task_time(r.p95_us).c_str(),
+                      task_time(r.p99_us).c_str(), task_time(r.max_us).c_str(),
+                      task_time(r.busy_us / r.timed).c_str());
+        out += buf;
+    } else {
+        out += "  task time  unknown: no result was timed by this run of the sink\n";
+    }
     if (r.workers.empty()) return out;
     std::size_t name_width = 6, host_width = 4;
     const std::size_t shown = std::min(max_rows, r.workers.size());
+    std::vector<std::pair<std::string, std::string>> names;  // printable worker, host
     for (std::size_t i = 0; i < shown; ++i) {
-        name_width = std::max(name_width, std::min<std::size_t>(r.workers[i].worker.size(), 40));
-        host_width = std::max(host_width, std::min<std::size_t>(r.workers[i].host.size(), 30));
+        const auto& w = r.workers[i];
+        names.emplace_back(printable(w.worker), w.host.empty() ? "?" : printable(w.host));
+        name_width = std::max(name_width, std::min<std::size_t>(names.back().first.size(), 40));
+        host_width = std::max(host_width, std::min<std::size_t>(names.back().second.size(), 30));
     }
     const int nw = static_cast<int>(name_width), hw = static_cast<int>(host_width);
     std::snprintf(buf, sizeof buf, "  %-*s  %-*s  %10s  %7s  %5s  %9s  %4s  %8s  %9s\n", nw,
@@ -93,11 +115,11 @@ std::string format_report(const job_outcome& o, std::size_t max_rows) {
     for (std::size_t i = 0; i < shown; ++i) {
         const auto& w = r.workers[i];
         std::snprintf(buf, sizeof buf, "  %-*.*s  %-*.*s  %10s  %7s  %4.0f%%  %9s  %4u  %8u  %9s\n",
-                      nw, nw, w.worker.c_str(), hw, hw, w.host.empty() ? "?" : w.host.c_str(),
+                      nw, nw, names[i].first.c_str(), hw, hw, names[i].second.c_str(),
                       group_digits(w.tasks).c_str(), group_digits(w.failed).c_str(),
                       100.0 * busy_share(w, r.elapsed_ms),
-                      task_time(w.tasks > 0 ? w.busy_us / w.tasks : 0).c_str(), w.lost, w.rejoined,
-                      w.idle_us > 0 ? task_time(w.idle_us).c_str() : "0");
+                      w.timed > 0 ? task_time(w.busy_us / w.timed).c_str() : "-", w.lost,
+                      w.rejoined, w.idle_us > 0 ? task_time(w.idle_us).c_str() : "0");
         out += buf;
     }
     if (shown < r.workers.size())
@@ -105,8 +127,7 @@ std::string format_report(const job_outcome& o, std::size_t max_rows) {
                " more worker(s): --report FILE has every one\n";
     const std::uint64_t idle = total_idle_us(r);
     if (o.dispatch == dispatch_mode::push && idle > 0) {
-        const double capacity =
-            static_cast<double>(r.workers.size()) * static_cast<double>(r.elapsed_ms) * 1e3;
+        const double capacity = capacity_us(r);
         std::snprintf(buf, sizeof buf,
                       "  push dispatch: workers sat idle %s in all while others still had tasks "
                       "queued%s\n",
@@ -138,15 +159,16 @@ nlohmann::ordered_json report_json(const job_outcome& o) {
         return j;
     }
     const proto::report& r = *o.report;
-    std::uint64_t recorded = 0;
-    for (const auto& w : r.workers)
-        recorded += w.tasks;
-    j["task_seconds"] = {
-        {"p50", seconds_of_us(r.p50_us)},
-        {"p95", seconds_of_us(r.p95_us)},
-        {"p99", seconds_of_us(r.p99_us)},
-        {"max", seconds_of_us(r.max_us)},
-        {"mean", recorded > 0 ? seconds_of_us(r.busy_us) / static_cast<double>(recorded) : 0.0}};
+    if (r.timed > 0) {
+        j["task_seconds"] = {{"timed", r.timed},
+                             {"p50", seconds_of_us(r.p50_us)},
+                             {"p95", seconds_of_us(r.p95_us)},
+                             {"p99", seconds_of_us(r.p99_us)},
+                             {"max", seconds_of_us(r.max_us)},
+                             {"mean", seconds_of_us(r.busy_us) / static_cast<double>(r.timed)}};
+    } else {
+        j["task_seconds"] = nullptr;  // every result restored from an earlier run
+    }
     auto& rows = j["workers"] = nlohmann::ordered_json::array();
     for (const auto& w : r.workers)
         rows.push_back(
@@ -155,10 +177,12 @@ nlohmann::ordered_json report_json(const job_outcome& o) {
              {"threads", w.threads},
              {"tasks", w.tasks},
              {"failed", w.failed},
+             {"timed", w.timed},
              {"busy", busy_share(w, r.elapsed_ms)},
              {"busy_seconds", seconds_of_us(w.busy_us)},
-             {"mean_seconds",
-              w.tasks > 0 ? seconds_of_us(w.busy_us) / static_cast<double>(w.tasks) : 0.0},
+             {"mean_seconds", w.timed > 0 ? nlohmann::ordered_json(seconds_of_us(w.busy_us) /
+                                                                   static_cast<double>(w.timed))
+                                          : nlohmann::ordered_json(nullptr)},
              {"lost", w.lost},
              {"rejoined", w.rejoined},
              {"idle_while_queued_seconds", seconds_of_us(w.idle_us)}});
@@ -180,7 +204,26 @@ report_file::~report_file() {
 }
 
 bool report_file::write(const job_outcome& o, std::string& why) {
-    const std::string text = report_json(o).dump(2) + "\n";
+    return write_json(report_json(o), why);
+}
+
+bool report_file::write_error(const std::string& job, const std::string& error, std::string& why) {
+    nlohmann::ordered_json j;
+    j["job"] = job;
+    j["outcome"] = "error";
+    j["error"] = error;
+    return write_json(j, why);
+}
+
+bool report_file::write_json(const nlohmann::ordered_json& j, std::string& why) {
+    if (!file_) {
+        why = "--report " + path_ + " was written already";
+        return false;
+    }
+    // Names come from the wire: bytes that are not UTF-8 become U+FFFD
+    // rather than an exception.
+    const std::string text =
+        j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
     const bool ok =
         std::fwrite(text.data(), 1, text.size(), file_) == text.size() && std::fflush(file_) == 0;
     const int err = errno;

@@ -38,9 +38,13 @@ class report_file {
     ~report_file();
     // Writes `o`'s report; false with a one-line reason in `why`.
     bool write(const job_outcome& o, std::string& why);
+    // For a job that could not run at all (a bad endpoint, say):
+    // {"job", "outcome": "error", "error"}.
+    bool write_error(const std::string& job, const std::string& error, std::string& why);
 
   private:
     report_file(std::string path, std::FILE* f) : path_(std::move(path)), file_(f) {}
+    bool write_json(const nlohmann::ordered_json& j, std::string& why);
     std::string path_;
     std::FILE* file_;
 };

@@ -267,6 +267,8 @@ int main(int argc, char** argv) {
     auto outcome = run_ventilator(opt, *source, progress.get());
     if (!outcome) {
         spdlog::error("{}", outcome.error());
+        if (std::string why; report && !report->write_error(opt.job, outcome.error(), why))
+            spdlog::error("{}", why);
         return k_exit_usage;
     }
     const auto& o = *outcome;

@@ -156,10 +156,11 @@ struct encoder {
         pack_str(p, m.reason);
     }
     void operator()(const report& m) {
-        header(p, msg_type::report, 9);
+        header(p, msg_type::report, 10);
         pack_str(p, m.job);
         p.pack(m.total);
         p.pack(m.elapsed_ms);
+        p.pack(m.timed);
         p.pack(m.busy_us);
         p.pack(m.p50_us);
         p.pack(m.p95_us);
@@ -167,12 +168,13 @@ struct encoder {
         p.pack(m.max_us);
         p.pack_array(static_cast<std::uint32_t>(m.workers.size()));
         for (const auto& w : m.workers) {
-            p.pack_array(9);
+            p.pack_array(10);
             pack_str(p, w.worker);
             pack_str(p, w.host);
             p.pack(w.threads);
             p.pack(w.tasks);
             p.pack(w.failed);
+            p.pack(w.timed);
             p.pack(w.busy_us);
             p.pack(w.idle_us);
             p.pack(w.lost);
@@ -344,21 +346,23 @@ class field_reader {
         return true;
     }
 
-    // [worker, host, threads, tasks, failed, busy_us, idle_us, lost,
+    // [worker, host, threads, tasks, failed, timed, busy_us, idle_us, lost,
     // rejoined, ignored...], one level below the list.
     bool report_row(report_worker& out) {
         const std::size_t level = level_ + 1;
         mp_value v;
         if (!r_.read(v, level)) return false;
-        if (v.type != mp_type::array || v.n < 9)
-            return r_.fail(decode_errc::bad_field, "worker row is not a 9-element array");
-        std::uint64_t extra = v.n - 9;
+        if (v.type != mp_type::array || v.n < 10)
+            return r_.fail(decode_errc::bad_field,
+                           "field workers: a row is not an array of at least 10 elements");
+        std::uint64_t extra = v.n - 10;
         const std::size_t in = level + 1;
         if (!r_.read(v, in) || !as_name(v, out.worker, "worker")) return false;
         if (!r_.read(v, in) || !as_name(v, out.host, "host")) return false;
         if (!r_.read(v, in) || !as_uint(v, out.threads, "threads")) return false;
         if (!r_.read(v, in) || !as_uint(v, out.tasks, "tasks")) return false;
         if (!r_.read(v, in) || !as_uint(v, out.failed, "failed")) return false;
+        if (!r_.read(v, in) || !as_uint(v, out.timed, "timed")) return false;
         if (!r_.read(v, in) || !as_uint(v, out.busy_us, "busy_us")) return false;
         if (!r_.read(v, in) || !as_uint(v, out.idle_us, "idle_us")) return false;
         if (!r_.read(v, in) || !as_uint(v, out.lost, "lost")) return false;
@@ -469,10 +473,10 @@ bool decode_fields(msg_type t, field_reader& r, message& msg) {
         case msg_type::report: {
             auto& m = reuse_as<report>(msg);
             return r.name(m.job, "job") && r.uint(m.total, "total") &&
-                   r.uint(m.elapsed_ms, "elapsed_ms") && r.uint(m.busy_us, "busy_us") &&
-                   r.uint(m.p50_us, "p50_us") && r.uint(m.p95_us, "p95_us") &&
-                   r.uint(m.p99_us, "p99_us") && r.uint(m.max_us, "max_us") &&
-                   r.report_rows(m.workers, "workers");
+                   r.uint(m.elapsed_ms, "elapsed_ms") && r.uint(m.timed, "timed") &&
+                   r.uint(m.busy_us, "busy_us") && r.uint(m.p50_us, "p50_us") &&
+                   r.uint(m.p95_us, "p95_us") && r.uint(m.p99_us, "p99_us") &&
+                   r.uint(m.max_us, "max_us") && r.report_rows(m.workers, "workers");
         }
         case msg_type::batch:
             break;

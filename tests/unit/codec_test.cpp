@@ -134,12 +134,13 @@ std::vector<message> one_of_each() {
         report{"render-frames",
                1000,
                61000,
+               1000,
                118000000,
                48000,
                95000,
                99000,
                100000,
-               {{"node7-1234-beef", "node7", 8, 998, 2, 118000000, 1500000, 1, 1}}},
+               {{"node7-1234-beef", "node7", 8, 998, 2, 998, 118000000, 1500000, 1, 1}}},
     };
 }
 
@@ -316,12 +317,12 @@ TEST(Codec, RoundTripsDoneWithLargestCounts) {
 }
 
 TEST(Codec, RoundTripsReportWithNoWorkersAndWithLargestCounts) {
-    expect_round_trip(report{"j", 0, 0, 0, 0, 0, 0, 0, {}});
-    report r{"j", k_u64_max, k_u64_max, k_u64_max, 1, 2, 3, k_u64_max, {}};
+    expect_round_trip(report{"j", 0, 0, 0, 0, 0, 0, 0, 0, {}});
+    report r{"j", k_u64_max, k_u64_max, k_u64_max, k_u64_max, 1, 2, 3, k_u64_max, {}};
     for (int i = 0; i < 300; ++i)
         r.workers.push_back(report_worker{"w" + std::to_string(i), std::string(k_max_name, 'h'),
-                                          k_u32_max, k_u64_max, k_u64_max - 1, k_u64_max, 7,
-                                          k_u32_max, 0});
+                                          k_u32_max, k_u64_max, k_u64_max - 1, k_u64_max - 2,
+                                          k_u64_max, 7, k_u32_max, 0});
     expect_round_trip(r);
 }
 
@@ -329,11 +330,11 @@ TEST(Codec, ReportRowsMayCarryFieldsOfALaterRevision) {
     // 3.2: trailing elements a receiver does not know are skipped, in a
     // worker row as in the message.
     frame_builder f;
-    f.array(12).uint(k_protocol_version).uint(static_cast<std::uint8_t>(msg_type::report)).str("j");
-    for (std::uint64_t v : {10u, 2000u, 5000u, 400u, 900u, 990u, 1000u})
+    f.array(13).uint(k_protocol_version).uint(static_cast<std::uint8_t>(msg_type::report)).str("j");
+    for (std::uint64_t v : {10u, 2000u, 10u, 5000u, 400u, 900u, 990u, 1000u})
         f.uint(v);
-    f.array(1).array(10).str("w").str("h");
-    for (std::uint64_t v : {1u, 10u, 0u, 5000u, 0u, 0u, 0u})
+    f.array(1).array(11).str("w").str("h");
+    for (std::uint64_t v : {1u, 10u, 0u, 10u, 5000u, 0u, 0u, 0u})
         f.uint(v);
     f.str("a later field").boolean(true);  // and one after the workers
     const std::string wire = f.frame();
@@ -346,12 +347,12 @@ TEST(Codec, ReportRowsMayCarryFieldsOfALaterRevision) {
 }
 
 TEST(Codec, RefusesAReportWorkerRowThatIsShort) {
-    report r{"j", 1, 1, 1, 1, 1, 1, 1, {{"w", "h", 1, 1, 0, 1, 0, 0, 0}}};
+    report r{"j", 1, 1, 1, 1, 1, 1, 1, 1, {{"w", "h", 1, 1, 0, 1, 1, 0, 0, 0}}};
     std::string wire = encode(r);
-    // The row's fixarray(9) header, made fixarray(8) and its last field cut.
-    const auto at = wire.find(static_cast<char>(0x99));
+    // The row's fixarray(10) header, made fixarray(9) and its last field cut.
+    const auto at = wire.find(static_cast<char>(0x9a));
     ASSERT_NE(at, std::string::npos);
-    wire[at] = static_cast<char>(0x98);
+    wire[at] = static_cast<char>(0x99);
     wire.pop_back();
     auto d = decode(wire);
     ASSERT_FALSE(d);

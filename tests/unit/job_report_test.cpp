@@ -83,6 +83,36 @@ TEST(JobReport, IdleIsFromAWorkersLastEndToTheLatestStartElsewhere) {
     EXPECT_EQ(r.workers[1].idle_us, 0u);
 }
 
+TEST(JobReport, IdleCountsOnlyFromTheJobsClose) {
+    // Before JOB_CLOSE the tasks may not all exist (a slow input): a
+    // worker's idle time starts at the later of its last end and the close.
+    job_table t;
+    job_state* j = t.open("j", t0);
+    ASSERT_EQ(t.record(res(0, "a", 10'000), t0 + 10ms), job_table::record_outcome::added);
+    j->total = 2;
+    j->closed = t0 + 25ms;
+    ASSERT_EQ(t.record(res(1, "b", 20'000), t0 + 50ms), job_table::record_outcome::added);
+    report r;
+    t.collect_finished(t0 + 1s, [&](const job_state& js, const done& d) {
+        r = zfarm::sink::make_report(js, d, everyone_present);
+    });
+    ASSERT_EQ(r.workers.size(), 2u);
+    EXPECT_EQ(r.workers[0].idle_us, 5'000u) << "from the close (25 ms) to b's start (30 ms)";
+}
+
+TEST(JobReport, TheVentilatorsOwnResultsAreNotTaskTimes) {
+    // A task the ventilator gave up on (7.11) is recorded with no worker and
+    // no time of its own: it counts in the job, not in its task times.
+    job_table t;
+    const report r =
+        finish(t, {{res(0, "a", 4000), 5ms}, {res(1, "", 0, task_status::failed), 6ms}});
+    EXPECT_EQ(r.timed, 1u);
+    EXPECT_EQ(r.busy_us, 4000u);
+    EXPECT_EQ(r.p50_us, r.max_us);
+    ASSERT_EQ(r.workers.size(), 1u);
+    EXPECT_EQ(r.workers[0].timed, 1u);
+}
+
 TEST(JobReport, AWorkerThatLeftOrWasLostIsNotIdle) {
     job_table t;
     const report r = finish(t, {{res(0, "a", 10'000), 10ms}, {res(1, "b", 20'000), 50ms}},
@@ -164,8 +194,10 @@ TEST(JobReport, RestoredResultsCountButAreNotTimed) {
     EXPECT_EQ(r.workers[1].worker, "old");
     EXPECT_EQ(r.workers[1].tasks, 1u);
     EXPECT_EQ(r.workers[1].busy_us, 0u);
+    EXPECT_EQ(r.workers[1].timed, 0u);
     EXPECT_EQ(r.workers[1].idle_us, 0u) << "untimed: no idle time claimed";
     EXPECT_EQ(r.busy_us, 1000u) << "task times are this run's";
+    EXPECT_EQ(r.timed, 1u);
 }
 
 }  // namespace

@@ -35,13 +35,14 @@ job_outcome sample(dispatch_mode mode = dispatch_mode::push) {
     r.job = "render";
     r.total = 100;
     r.elapsed_ms = 10'000;
+    r.timed = 100;
     r.busy_us = 15'000'000;
     r.p50_us = 120'000;
     r.p95_us = 480'000;
     r.p99_us = 950'000;
     r.max_us = 1'200'000;
-    r.workers = {report_worker{"w1", "node1", 1, 60, 2, 9'000'000, 0, 0, 0},
-                 report_worker{"w2", "node2", 1, 40, 0, 6'000'000, 4'000'000, 1, 1}};
+    r.workers = {report_worker{"w1", "node1", 1, 60, 2, 60, 9'000'000, 0, 0, 0},
+                 report_worker{"w2", "node2", 1, 40, 0, 40, 6'000'000, 4'000'000, 1, 1}};
     o.report = r;
     return o;
 }
@@ -98,7 +99,7 @@ TEST(VentilatorReport, ShowsAtMostMaxRowsWorkers) {
     job_outcome o = sample();
     for (int i = 0; i < 50; ++i)
         o.report->workers.push_back(
-            report_worker{"x" + std::to_string(i), "h", 1, 1, 0, 1, 0, 0, 0});
+            report_worker{"x" + std::to_string(i), "h", 1, 1, 0, 1, 1, 0, 0, 0});
     const auto lines = lines_of(format_report(o, 5));
     ASSERT_GE(lines.size(), 9u);
     EXPECT_EQ(lines[8], "  ... and 47 more worker(s): --report FILE has every one");
@@ -123,6 +124,49 @@ TEST(VentilatorReport, JsonHasEveryFigure) {
     EXPECT_EQ(j["workers"][1]["rejoined"], 1);
     EXPECT_DOUBLE_EQ(j["workers"][1]["idle_while_queued_seconds"].get<double>(), 4.0);
     EXPECT_DOUBLE_EQ(j["idle_while_queued_seconds"].get<double>(), 4.0);
+}
+
+TEST(VentilatorReport, NoTaskTimesWhenEveryResultWasRestored) {
+    job_outcome o = sample();
+    o.report->timed = 0;
+    for (auto& w : o.report->workers)
+        w.timed = w.busy_us = 0;
+    const auto lines = lines_of(format_report(o));
+    EXPECT_EQ(lines[1], "  task time  unknown: no result was timed by this run of the sink");
+    EXPECT_NE(lines[3].find("        -"), std::string::npos) << "no mean: " << lines[3];
+    const auto j = report_json(o);
+    EXPECT_TRUE(j["task_seconds"].is_null());
+    EXPECT_TRUE(j["workers"][0]["mean_seconds"].is_null());
+}
+
+TEST(VentilatorReport, NamesFromTheWireCannotDriveTheTerminalOrBreakTheJson) {
+    job_outcome o = sample();
+    o.report->workers[0].worker = "evil\x1b[2J\nname";
+    o.report->workers[0].host = std::string("\xff\xfe", 2);  // not UTF-8
+    const std::string text = format_report(o);
+    EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+    EXPECT_NE(text.find("evil?[2J?name"), std::string::npos) << text;
+    zfarm::unit::temp_dir dir;
+    auto f = report_file::open(dir.file("report.json"));
+    ASSERT_TRUE(f) << f.error();
+    std::string why;
+    ASSERT_TRUE(f->write(o, why)) << why;
+    std::ifstream in(dir.file("report.json"));
+    const auto j = nlohmann::json::parse(in);
+    EXPECT_EQ(j["workers"][0]["host"], "\xef\xbf\xbd\xef\xbf\xbd") << "U+FFFD each";
+}
+
+TEST(VentilatorReport, AJobThatCouldNotRunIsWrittenAsAnError) {
+    zfarm::unit::temp_dir dir;
+    auto f = report_file::open(dir.file("report.json"));
+    ASSERT_TRUE(f) << f.error();
+    std::string why;
+    ASSERT_TRUE(f->write_error("j", "bad endpoint", why)) << why;
+    EXPECT_FALSE(f->write_error("j", "twice", why)) << "written once";
+    std::ifstream in(dir.file("report.json"));
+    const auto j = nlohmann::json::parse(in);
+    EXPECT_EQ(j["outcome"], "error");
+    EXPECT_EQ(j["error"], "bad endpoint");
 }
 
 TEST(VentilatorReport, JsonOfAHaltedJobHasNoSinkPart) {

@@ -236,9 +236,11 @@ struct report_worker {
     std::uint32_t threads = 0;
     std::uint64_t tasks = 0;  // results of the job recorded from it
     std::uint64_t failed = 0;
-    std::uint64_t busy_us = 0;  // the sum of their elapsed_us
-    // From the end of its last task of the job to the latest start of one
-    // on another worker, when it was still there at the end (16 rule 3).
+    std::uint64_t timed = 0;    // of those, recorded by this run of the sink (not restored)
+    std::uint64_t busy_us = 0;  // the sum of the timed ones' elapsed_us
+    // From the end of its last task of the job (or the job's close, when
+    // later) to the latest start of one on another worker, when it was
+    // still there at the end (5.16 rule 3).
     std::uint64_t idle_us = 0;
     std::uint32_t lost = 0;      // times declared lost while the job was open
     std::uint32_t rejoined = 0;  // times heard from again after that
@@ -246,13 +248,15 @@ struct report_worker {
 };
 
 // sink -> ventilator (control PUB, topic REPORT), just before the job's DONE
-// and with each re-publication of it: how the job went, for the end-of-job
-// report. Percentiles are of the recorded results' elapsed_us, within 2 %.
+// and with its re-publications for a few seconds: how the job went, for the
+// end-of-job report. Task times are those of the results of workers this run
+// of the sink recorded (`timed`); percentiles are within 2 %.
 struct report {
     std::string job;
     std::uint64_t total = 0;
     std::uint64_t elapsed_ms = 0;  // as in DONE
-    std::uint64_t busy_us = 0;     // the sum of the recorded results' elapsed_us
+    std::uint64_t timed = 0;
+    std::uint64_t busy_us = 0;  // the sum of their elapsed_us
     std::uint64_t p50_us = 0;
     std::uint64_t p95_us = 0;
     std::uint64_t p99_us = 0;
