@@ -100,7 +100,7 @@ void BM_DecodeFrameResultBatch(benchmark::State& state) {
     proto::decoded_frame out;
     for (auto _ : state) {
         proto::decode_frame(frame, out);
-        benchmark::DoNotOptimize(out.data());
+        benchmark::DoNotOptimize(out.begin());
     }
     state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
     state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(frame.size()));
