@@ -99,6 +99,34 @@ TEST(Execute, SendsTheOutputOfAFailedHandler) {
     EXPECT_EQ(r.output, "what it printed");
 }
 
+TEST(Execute, IntoTheResultOfAnEarlierTaskLeavesNothingOfIt) {
+    // The worker runs inline kinds into one reused RESULT: every field is the
+    // new task's, the failure of the one before included.
+    auto h = table_with("fail", [](const task_view&) -> handler_result {
+        return unexpected{zfarm::task_error{"exit code 3", "a long output of the failed one"}};
+    });
+    h["echo"] = zfarm::detail::handler_entry{
+        [](const task_view& t) -> handler_result { return std::string(t.payload); }, true};
+    zfarm::proto::result r;
+    zfarm::detail::execute_into(&h.at("fail"), make_task("fail"), k_worker, nullptr, r);
+    ASSERT_EQ(r.status, task_status::failed);
+    task next{"j2", 7, 1, "echo", "hi", 0};
+    zfarm::detail::execute_into(&h.at("echo"), next, "w2", nullptr, r);
+    EXPECT_EQ(r.job, "j2");
+    EXPECT_EQ(r.id, 7u);
+    EXPECT_EQ(r.attempt, 1u);
+    EXPECT_EQ(r.worker, "w2");
+    EXPECT_EQ(r.kind, "echo");
+    EXPECT_EQ(r.status, task_status::ok);
+    EXPECT_EQ(r.output, "hi");
+    EXPECT_EQ(r.error, "");
+    zfarm::detail::execute_into(nullptr, make_task("teleport"), k_worker, nullptr, r);
+    EXPECT_EQ(r.status, task_status::failed);
+    EXPECT_EQ(r.error, "unknown task kind 'teleport'");
+    EXPECT_EQ(r.output, "");
+    EXPECT_EQ(r.job, "render");
+}
+
 TEST(Execute, GivesAnEmptyErrorReasonAName) {
     // PROTOCOL.md 5.4.1: "A worker MUST set `error` to a non-empty reason when
     // `status` is 1"; the zfarm worker "uses `failed` when a handler gives no reason".

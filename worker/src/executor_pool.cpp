@@ -9,15 +9,15 @@
 
 namespace zfarm::detail {
 
-proto::result execute(const handler_table& handlers, const proto::task& t,
-                      const std::string& worker_id, const std::atomic<bool>* cancel) {
+void execute_into(const handler_entry* handler, const proto::task& t, const std::string& worker_id,
+                  const std::atomic<bool>* cancel, proto::result& r) {
     using clock = std::chrono::steady_clock;
-    proto::result r;
     r.job = t.job;
     r.id = t.id;
     r.attempt = t.attempt;
     r.worker = worker_id;
     r.kind = t.kind;
+    r.error.clear();
     const auto start = clock::now();
     r.started_us =
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -26,13 +26,12 @@ proto::result execute(const handler_table& handlers, const proto::task& t,
     const auto deadline =
         t.timeout_ms ? start + std::chrono::milliseconds(t.timeout_ms) : clock::time_point::max();
     handler_result out = unexpected{std::string()};
-    auto it = handlers.find(t.kind);
-    if (it == handlers.end()) {
+    if (!handler) {
         out = unexpected{"unknown task kind '" + t.kind + "'"};
     } else {
         try {
-            out = it->second.fn(
-                task_view(t.job, t.id, t.attempt, t.kind, t.payload, cancel, deadline));
+            out =
+                handler->fn(task_view(t.job, t.id, t.attempt, t.kind, t.payload, cancel, deadline));
         } catch (const std::exception& e) {
             out = unexpected{std::string("handler threw: ") + e.what()};
         } catch (...) {
@@ -54,6 +53,13 @@ proto::result execute(const handler_table& handlers, const proto::task& t,
         if (t.timeout_ms && clock::now() >= deadline)
             r.error = "timed out after " + std::to_string(t.timeout_ms) + " ms";
     }
+}
+
+proto::result execute(const handler_table& handlers, const proto::task& t,
+                      const std::string& worker_id, const std::atomic<bool>* cancel) {
+    proto::result r;
+    const auto it = handlers.find(t.kind);
+    execute_into(it == handlers.end() ? nullptr : &it->second, t, worker_id, cancel, r);
     return r;
 }
 

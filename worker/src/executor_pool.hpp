@@ -44,6 +44,11 @@ struct handler_entry {
 };
 using handler_table = std::unordered_map<std::string, handler_entry>;
 
+// Runs `t` with `handler` (nullptr: no handler for its kind, which fails it)
+// and writes every field of its RESULT into `r`, so that a caller running
+// task after task reuses the capacity of r's strings. Never throws.
+void execute_into(const handler_entry* handler, const proto::task& t, const std::string& worker_id,
+                  const std::atomic<bool>* cancel, proto::result& r);
 // Runs one task's handler and builds its RESULT. Never throws.
 proto::result execute(const handler_table& handlers, const proto::task& t,
                       const std::string& worker_id, const std::atomic<bool>* cancel);
