@@ -125,10 +125,10 @@ void BM_LedgerAddAcknowledge(benchmark::State& state) {
     entry.payload = std::string(32, 'x');
     std::uint64_t next = 0;
     for (; next < window - 1; ++next)
-        l.add(next, entry);
+        l.add(next) = entry;
     std::uint64_t oldest = 0;
     for (auto _ : state) {
-        l.add(next++, entry);
+        l.add(next++) = entry;
         benchmark::DoNotOptimize(l.acknowledge(oldest++));
     }
     state.SetItemsProcessed(state.iterations());

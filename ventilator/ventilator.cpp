@@ -656,14 +656,14 @@ void dispatcher::commit_batch(clock::time_point now, const std::string* who) {
         le->holder = who ? *who : std::string();
     }
     for (std::size_t i = 0; i < batch_new_; ++i) {
-        task_spec& spec = pending_.front();
-        ledger_entry entry;
-        entry.kind = std::move(spec.kind);
-        entry.payload = std::move(spec.payload);
+        const task_spec& spec = pending_.front();
+        // Copied, not moved: the entry's strings have room already (reused).
+        ledger_entry& entry = ledger_.add(next_id_);
+        entry.kind = spec.kind;
+        entry.payload = spec.payload;
         entry.sent_at = now;
         entry.lease_until = now + opt_.lease;
         if (who) entry.holder = *who;
-        ledger_.add(next_id_, std::move(entry));
         pending_.pop_front();
         ++next_id_;
     }
