@@ -114,6 +114,8 @@ job_table::record_outcome job_table::record(const proto::result& r,
     if (failed && j->failed_ids.size() < k_max_failed_ids_kept) j->failed_ids.insert(r.id);
     if (!r.worker.empty() && j->workers.size() < k_max_workers_per_job) j->workers.insert(r.worker);
     // The ventilator's own failure (no worker) already lists every attempt.
+    // (Most jobs note no failure: spare them the lookup.)
+    if (j->failures.empty()) return record_outcome::added;
     if (auto node = j->failures.extract(r.id); node && failed && error && !r.worker.empty())
         *error = node.mapped() + "; attempt " + std::to_string(r.attempt) + ": " + r.error;
     return record_outcome::added;
