@@ -181,6 +181,31 @@ TEST(Execute, StampsTheStartWithTheWallClock) {
     EXPECT_LE(r.started_us, handler_ran_at);
 }
 
+TEST(Execute, WithAClockAnchorStampsTheStartFromItAdvancedByTheMonotonicClock) {
+    // The worker reads the wall clock once per frame of inline tasks: each
+    // start is that reading advanced by the monotonic clock (PROTOCOL.md
+    // 5.4, rule 2).
+    const zfarm::detail::wall_clock_anchor fixed{std::chrono::steady_clock::now(), 1000};
+    EXPECT_EQ(fixed.unix_us_at(fixed.steady + std::chrono::microseconds(2500)), 3500u);
+
+    auto unix_us = [] {
+        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
+    };
+    std::uint64_t handler_ran_at = 0;
+    const auto h = table_with("stamp", [&](const task_view&) -> handler_result {
+        handler_ran_at = unix_us();
+        return std::string();
+    });
+    const auto clocks = zfarm::detail::wall_clock_anchor::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    zfarm::proto::result r;
+    zfarm::detail::execute_into(&h.at("stamp"), make_task("stamp"), k_worker, nullptr, r, &clocks);
+    EXPECT_GE(r.started_us, clocks.unix_us + 20000) << "not advanced by the monotonic clock";
+    EXPECT_LE(r.started_us, handler_ran_at + 1);  // both truncated to microseconds
+}
+
 TEST(Execute, StampsTheStartOfAnUnknownKindToo) {
     const std::uint64_t r_started =
         execute(handler_table{}, make_task("nope"), k_worker, nullptr).started_us;

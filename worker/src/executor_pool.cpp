@@ -9,8 +9,28 @@
 
 namespace zfarm::detail {
 
+namespace {
+
+std::uint64_t unix_us_now() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+}
+
+}  // namespace
+
+wall_clock_anchor wall_clock_anchor::now() {
+    return wall_clock_anchor{std::chrono::steady_clock::now(), unix_us_now()};
+}
+
+std::uint64_t wall_clock_anchor::unix_us_at(std::chrono::steady_clock::time_point t) const {
+    return unix_us + static_cast<std::uint64_t>(
+                         std::chrono::duration_cast<std::chrono::microseconds>(t - steady).count());
+}
+
 void execute_into(const handler_entry* handler, const proto::task& t, const std::string& worker_id,
-                  const std::atomic<bool>* cancel, proto::result& r) {
+                  const std::atomic<bool>* cancel, proto::result& r,
+                  const wall_clock_anchor* anchor) {
     using clock = std::chrono::steady_clock;
     r.job = t.job;
     r.id = t.id;
@@ -19,10 +39,7 @@ void execute_into(const handler_entry* handler, const proto::task& t, const std:
     r.kind = t.kind;
     r.error.clear();
     const auto start = clock::now();
-    r.started_us =
-        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                       std::chrono::system_clock::now().time_since_epoch())
-                                       .count());
+    r.started_us = anchor ? anchor->unix_us_at(start) : unix_us_now();
     const auto deadline =
         t.timeout_ms ? start + std::chrono::milliseconds(t.timeout_ms) : clock::time_point::max();
     handler_result out = unexpected{std::string()};
