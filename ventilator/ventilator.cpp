@@ -166,7 +166,7 @@ class dispatcher {
     std::uint64_t skipped_ = 0;
     bool exhausted_ = false;
     std::uint64_t next_id_ = 0;
-    std::deque<task_spec> pending_;     // generated, not yet sent; the first is id next_id_
+    task_queue pending_;                // generated, not yet sent; the first is id next_id_
     std::deque<std::uint64_t> resend_;  // in the ledger, to be sent again
     std::optional<proto::done> done_;
     // Ids of this job live workers reported holding, as of the latest relay.
@@ -531,13 +531,13 @@ expected<bool, std::string> dispatcher::dispatch(clock::time_point now) {
             if (!pending_.empty() && !already_recorded(next_id_)) break;
             if (pending_.empty()) {
                 if (exhausted_ || !halt_.may_send_new() || window_full(0)) break;
-                auto next = source_.next();
+                auto next = source_.next_into(pending_.next_slot());
                 if (!next) return unexpected{next.error()};
                 if (!*next) {
                     exhausted_ = true;
                     break;
                 }
-                pending_.push_back(std::move(**next));
+                pending_.push_back();
                 continue;
             }
             pending_.pop_front();
@@ -615,7 +615,7 @@ expected<std::size_t, std::string> dispatcher::fill_batch(std::size_t limit) {
         if (!halt_.may_send_new() || window_full(batch_new_)) break;
         if (batch_new_ == pending_.size()) {
             if (exhausted_) break;
-            auto next = source_.next();
+            auto next = source_.next_into(pending_.next_slot());
             if (!next) {  // bad input: what is batched goes first, then the error
                 input_error_ = next.error();
                 exhausted_ = true;
@@ -625,7 +625,7 @@ expected<std::size_t, std::string> dispatcher::fill_batch(std::size_t limit) {
                 exhausted_ = true;
                 break;
             }
-            pending_.push_back(std::move(**next));
+            pending_.push_back();
         }
         const std::uint64_t id = next_id_ + batch_new_;
         // A recorded id (resumed) ends the batch: the next one skips it.
