@@ -145,6 +145,8 @@ job_table::record_outcome job_table::record(const proto::result& r,
         w->last_start_us = first ? started : std::max(w->last_start_us, started);
     }
     // The ventilator's own failure (no worker) already lists every attempt.
+    // (Most jobs note no failure: spare them the lookup.)
+    if (j->failures.empty()) return record_outcome::added;
     if (auto node = j->failures.extract(r.id); node && failed && error && !r.worker.empty())
         *error = node.mapped() + "; attempt " + std::to_string(r.attempt) + ": " + r.error;
     return record_outcome::added;

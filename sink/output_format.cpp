@@ -68,9 +68,26 @@ bool plain_word(const unsigned char* p) noexcept {
     return (special & high) == 0;
 }
 
+// Where escaped text goes: a std::string, or a cursor into a buffer that
+// has room for it (no check: the caller made sure).
+struct cursor {
+    char*& pos;
+    void append(const char* s, std::size_t n) {
+        std::memcpy(pos, s, n);
+        pos += n;
+    }
+    cursor& operator+=(std::string_view s) {
+        append(s.data(), s.size());
+        return *this;
+    }
+};
+// The most bytes the escaping below writes for one byte of input (\u00XX).
+constexpr std::size_t k_max_escaped = 6;
+
 // `c` (a control character, `"` or `\`) as a JSON escape; other control
 // characters than the five with a short form as \u00XX, in lower case hex.
-void append_escape(std::string& out, unsigned char c) {
+template <class Out>
+void append_escape(Out& out, unsigned char c) {
     switch (c) {
         case '"':
             out += "\\\""sv;
@@ -110,7 +127,8 @@ enum class on_invalid {
 // escaped, everything else (DEL and well-formed UTF-8 included) copied, in
 // runs. Returns whether `s` is valid UTF-8; on on_invalid::stop part of it
 // may have been appended, for the caller to cut.
-bool append_escaped(std::string& out, std::string_view s, on_invalid mode) {
+template <class Out>
+bool append_escaped(Out& out, std::string_view s, on_invalid mode) {
     const auto* p = reinterpret_cast<const unsigned char*>(s.data());
     const auto* const end = p + s.size();
     const auto* run = p;  // start of the bytes to copy as they are
@@ -167,10 +185,12 @@ void append_base64(std::string& out, std::string_view in) {
 }
 
 // Writes one line into `out`. Keys, numbers and punctuation gather on the
-// stack and reach `out` in one append before each string, which is escaped
-// straight into `out`: an append per piece cost more than the escaping.
-// Between two strings a line has at most ~140 bytes of them (the exec line's
-// rss_kb, signal, start and status with their keys).
+// stack, and so do the strings that surely fit escaped: a short line (an
+// echo result's) reaches `out` in one append, since an append per piece
+// cost more than the escaping. A longer string is escaped straight into
+// `out`, after what gathered. Between two strings a line has at most ~140
+// bytes of keys and numbers (the exec line's rss_kb, signal, start and
+// status with their keys), well within k_reserve.
 class line_writer {
   public:
     explicit line_writer(std::string& out) : out_(out) {}
@@ -205,8 +225,14 @@ class line_writer {
         pos_ += last + 1;
         return *this;
     }
-    // `s` escaped (append_escaped), after what gathered.
+    // `s` escaped (append_escaped): gathered too when it surely fits, so
+    // that a short line reaches `out` in one append; else after what gathered.
     bool text(std::string_view s, on_invalid mode) {
+        const std::ptrdiff_t room = buf_ + sizeof buf_ - pos_ - k_reserve;
+        if (room > 0 && s.size() <= static_cast<std::size_t>(room) / k_max_escaped) {
+            cursor c{pos_};
+            return append_escaped(c, s, mode);
+        }
         flush();
         return append_escaped(out_, s, mode);
     }
@@ -219,10 +245,19 @@ class line_writer {
         pos_ = buf_;
         return out_;
     }
+    // Where the line is now, for rewind(): what was written since is undone.
+    std::size_t mark() const { return out_.size() + static_cast<std::size_t>(pos_ - buf_); }
+    void rewind(std::size_t at) {
+        flush();
+        out_.resize(at);
+    }
 
   private:
+    // Room kept free after a string gathered here: the keys, numbers and
+    // punctuation up to the next string (raw() and number() do not check).
+    static constexpr std::size_t k_reserve = 256;
     std::string& out_;
-    char buf_[256];
+    char buf_[1024];
     char* pos_ = buf_;
 };
 
@@ -269,14 +304,13 @@ bool append_plain_line(std::string& out, const proto::result& r, bool base64) {
 // `bytes` as `name`'s value, or `name`_base64's when not UTF-8 (10, rule 4),
 // after a comma.
 void text_or_base64(line_writer& w, std::string_view name, std::string_view bytes) {
-    std::string& out = w.flush();
-    const std::size_t at = out.size();
+    const std::size_t at = w.mark();
     w.raw(R"(,")").raw(name).raw(R"(":")");
     if (w.text(bytes, on_invalid::stop)) {
         w.raw(R"(")");
         return;
     }
-    out.resize(at);
+    w.rewind(at);
     w.raw(R"(,")").raw(name).raw(R"(_base64":")");
     w.base64(bytes);
     w.raw(R"(")");

@@ -8,12 +8,45 @@ ledger::ledger(std::size_t window) : window_(std::max<std::size_t>(window, 1)) {
     entries_.reserve(std::min<std::size_t>(window_, 1u << 20));
 }
 
-void ledger::add(std::uint64_t id, ledger_entry e) {
-    entries_.insert_or_assign(id, std::move(e));
+namespace {
+
+// `e` as a fresh ledger_entry, but for the capacity of its strings.
+void reset(ledger_entry& e) {
+    e.kind.clear();
+    e.payload.clear();
+    e.attempt = 1;
+    e.sent_at = {};
+    e.lease_until = {};
+    e.holder.clear();
+    e.reasons.clear();
+    e.queued_for_resend = false;
+    e.given_up = false;
+}
+
+}  // namespace
+
+ledger_entry& ledger::add(std::uint64_t id) {
+    if (spare_.empty()) {
+        auto [it, added] = entries_.try_emplace(id);
+        if (!added) reset(it->second);
+        return it->second;
+    }
+    entries::node_type node = std::move(spare_.back());
+    spare_.pop_back();
+    node.key() = id;
+    reset(node.mapped());
+    auto put = entries_.insert(std::move(node));
+    if (!put.inserted) {  // id was present: its entry is reset, the node kept
+        spare_.push_back(std::move(put.node));
+        reset(put.position->second);
+    }
+    return put.position->second;
 }
 
 bool ledger::acknowledge(std::uint64_t id) {
-    if (entries_.erase(id) == 0) return false;
+    entries::node_type node = entries_.extract(id);
+    if (!node) return false;
+    spare_.push_back(std::move(node));
     ++acknowledged_;
     return true;
 }

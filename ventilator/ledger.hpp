@@ -34,8 +34,12 @@ class ledger {
     bool full() const noexcept { return entries_.size() >= window_; }
     std::uint64_t acknowledged() const noexcept { return acknowledged_; }
 
-    // Records a sent task. Precondition: !full() and id not present.
-    void add(std::uint64_t id, ledger_entry e);
+    // Records a sent task: its entry, for the caller to fill, has every
+    // field at its default, but its strings may keep the capacity of an
+    // acknowledged task's (the ledger reuses their nodes, so a stream of
+    // tasks costs no allocation once the window is full). Precondition:
+    // !full(); an id already present is reset.
+    ledger_entry& add(std::uint64_t id);
     // Removes an acknowledged task. False when id is not in flight (a
     // duplicate or stale ACK), which is harmless.
     bool acknowledge(std::uint64_t id);
@@ -53,7 +57,11 @@ class ledger {
   private:
     std::size_t window_;
     std::uint64_t acknowledged_ = 0;
-    std::unordered_map<std::uint64_t, ledger_entry> entries_;
+    using entries = std::unordered_map<std::uint64_t, ledger_entry>;
+    entries entries_;
+    // Nodes of acknowledged tasks, for add() to reuse: with entries_, never
+    // more than the most tasks ever in flight at once.
+    std::vector<entries::node_type> spare_;
 };
 
 }  // namespace zfarm::ventilator

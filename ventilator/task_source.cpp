@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <iostream>
@@ -21,6 +22,13 @@ class fixed_source final : public task_source {
         if (left_ == 0) return std::optional<task_spec>{};
         --left_;
         return std::optional<task_spec>{spec_};
+    }
+    expected<bool, std::string> next_into(task_spec& out) override {
+        if (left_ == 0) return false;
+        --left_;
+        out.kind = spec_.kind;
+        out.payload = spec_.payload;
+        return true;
     }
     std::optional<std::uint64_t> size() const override { return n_; }
 
@@ -73,6 +81,24 @@ class file_source final : public task_source {
 };
 
 }  // namespace
+
+expected<bool, std::string> task_source::next_into(task_spec& out) {
+    auto got = next();
+    if (!got) return unexpected{std::move(got.error())};
+    if (!*got) return false;
+    out = std::move(**got);
+    return true;
+}
+
+task_spec& task_queue::next_slot() {
+    if (count_ == ring_.size()) {
+        // Full: unroll it from its head, then double it.
+        std::rotate(ring_.begin(), ring_.begin() + static_cast<std::ptrdiff_t>(head_), ring_.end());
+        head_ = 0;
+        ring_.resize(std::max<std::size_t>(8, 2 * ring_.size()));
+    }
+    return (*this)[count_];
+}
 
 std::unique_ptr<task_source> make_fixed_source(std::uint64_t n, std::string kind,
                                                std::string payload) {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "zfarm/expected.hpp"
 
@@ -26,8 +27,38 @@ class task_source {
     virtual ~task_source() = default;
     // The next task, nullopt at the end, or a one-line error (bad input).
     virtual expected<std::optional<task_spec>, std::string> next() = 0;
+    // The next task into `out`, whose strings a source may fill in place
+    // (their capacity kept from an earlier task): true, false at the end, or
+    // a one-line error. By default, next() moved into `out`.
+    virtual expected<bool, std::string> next_into(task_spec& out);
     // How many tasks there are in all, when known before the end.
     virtual std::optional<std::uint64_t> size() const { return std::nullopt; }
+};
+
+// Tasks taken from a source and not yet sent, first in first out. A popped
+// element is kept for a later task, with its strings' capacity, so that
+// with next_into() a stream of tasks passes through without allocating.
+class task_queue {
+  public:
+    bool empty() const noexcept { return count_ == 0; }
+    std::size_t size() const noexcept { return count_; }
+    task_spec& operator[](std::size_t i) noexcept {
+        return ring_[(head_ + i) & (ring_.size() - 1)];
+    }
+    task_spec& front() noexcept { return (*this)[0]; }
+    void pop_front() noexcept {
+        head_ = (head_ + 1) & (ring_.size() - 1);
+        --count_;
+    }
+    // The element after the last, to fill, then push_back(): it may hold an
+    // earlier task's strings.
+    task_spec& next_slot();
+    void push_back() noexcept { ++count_; }
+
+  private:
+    std::vector<task_spec> ring_;  // a power of two long, once used
+    std::size_t head_ = 0;
+    std::size_t count_ = 0;
 };
 
 // N tasks of `kind`, each with payload `payload`.

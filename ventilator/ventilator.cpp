@@ -169,7 +169,7 @@ class dispatcher {
     std::uint64_t skipped_ = 0;
     bool exhausted_ = false;
     std::uint64_t next_id_ = 0;
-    std::deque<task_spec> pending_;     // generated, not yet sent; the first is id next_id_
+    task_queue pending_;                // generated, not yet sent; the first is id next_id_
     std::deque<std::uint64_t> resend_;  // in the ledger, to be sent again
     std::optional<proto::done> done_;
     std::optional<proto::report> report_;
@@ -539,13 +539,13 @@ expected<bool, std::string> dispatcher::dispatch(clock::time_point now) {
             if (!pending_.empty() && !already_recorded(next_id_)) break;
             if (pending_.empty()) {
                 if (exhausted_ || !halt_.may_send_new() || window_full(0)) break;
-                auto next = source_.next();
+                auto next = source_.next_into(pending_.next_slot());
                 if (!next) return unexpected{next.error()};
                 if (!*next) {
                     exhausted_ = true;
                     break;
                 }
-                pending_.push_back(std::move(**next));
+                pending_.push_back();
                 continue;
             }
             pending_.pop_front();
@@ -623,7 +623,7 @@ expected<std::size_t, std::string> dispatcher::fill_batch(std::size_t limit) {
         if (!halt_.may_send_new() || window_full(batch_new_)) break;
         if (batch_new_ == pending_.size()) {
             if (exhausted_) break;
-            auto next = source_.next();
+            auto next = source_.next_into(pending_.next_slot());
             if (!next) {  // bad input: what is batched goes first, then the error
                 input_error_ = next.error();
                 exhausted_ = true;
@@ -633,7 +633,7 @@ expected<std::size_t, std::string> dispatcher::fill_batch(std::size_t limit) {
                 exhausted_ = true;
                 break;
             }
-            pending_.push_back(std::move(**next));
+            pending_.push_back();
         }
         const std::uint64_t id = next_id_ + batch_new_;
         // A recorded id (resumed) ends the batch: the next one skips it.
@@ -664,14 +664,14 @@ void dispatcher::commit_batch(clock::time_point now, const std::string* who) {
         le->holder = who ? *who : std::string();
     }
     for (std::size_t i = 0; i < batch_new_; ++i) {
-        task_spec& spec = pending_.front();
-        ledger_entry entry;
-        entry.kind = std::move(spec.kind);
-        entry.payload = std::move(spec.payload);
+        const task_spec& spec = pending_.front();
+        // Copied, not moved: the entry's strings have room already (reused).
+        ledger_entry& entry = ledger_.add(next_id_);
+        entry.kind = spec.kind;
+        entry.payload = spec.payload;
         entry.sent_at = now;
         entry.lease_until = now + opt_.lease;
         if (who) entry.holder = *who;
-        ledger_.add(next_id_, std::move(entry));
         pending_.pop_front();
         ++next_id_;
     }

@@ -679,34 +679,6 @@ bool read_batch_head(msgpack_reader& r, std::uint64_t& count, std::uint64_t& ext
     return true;
 }
 
-// Fills a decoded_frame element by element, reusing the messages a previous
-// frame left in it, and so the capacity of their strings and lists.
-class frame_slots {
-  public:
-    explicit frame_slots(decoded_frame& out) noexcept : out_(out) {}
-    // The message of the next element.
-    message& next() {
-        if (used_ == out_.size()) {
-            out_.emplace_back(message{});
-        } else if (!out_[used_]) {
-            out_[used_] = message{};
-        }
-        return *out_[used_++];
-    }
-    // The element next() gave last is this error instead.
-    void fail_last(decode_error e) { out_[used_ - 1] = unexpected{std::move(e)}; }
-    // Drops the elements of the previous frame that were not reused.
-    void done() { out_.erase(out_.begin() + static_cast<std::ptrdiff_t>(used_), out_.end()); }
-    void whole_frame_fails(decode_error e) {
-        out_.clear();
-        out_.emplace_back(unexpected{std::move(e)});
-    }
-
-  private:
-    decoded_frame& out_;
-    std::size_t used_ = 0;
-};
-
 // Reads an unsigned msgpack integer at `p`; advances it. False when there is
 // none.
 bool peek_uint(const unsigned char*& p, const unsigned char* end, std::uint64_t& v) {
@@ -753,6 +725,50 @@ bool looks_like_batch(const char* data, std::size_t size) {
 
 }  // namespace
 
+// Fills a decoded_frame element by element, reusing the messages earlier
+// frames left in its slots, and so the capacity of their strings and lists.
+class decoded_frame::filler {
+  public:
+    // Starts a frame; drops the slots first when they retain too much.
+    explicit filler(decoded_frame& out) noexcept : out_(out) {
+        out_.size_ = 0;
+        if (out_.retained_ > decoded_frame::k_max_retained_bytes) {
+            out_.slots_.clear();
+            out_.slot_bytes_.clear();
+            out_.retained_ = 0;
+        }
+    }
+    // The message of the next element.
+    message& next() {
+        auto& slot = next_slot();
+        if (!slot) slot = message{};
+        return *slot;
+    }
+    // The message next() gave last took `bytes` of the frame.
+    void note_bytes(std::size_t bytes) noexcept {
+        std::size_t& most = out_.slot_bytes_[out_.size_ - 1];
+        if (bytes <= most) return;
+        out_.retained_ += bytes - most;
+        most = bytes;
+    }
+    // The element next() gave last is this error instead.
+    void fail_last(decode_error e) { out_.slots_[out_.size_ - 1] = unexpected{std::move(e)}; }
+    void whole_frame_fails(decode_error e) {
+        out_.size_ = 0;
+        next_slot() = unexpected{std::move(e)};
+    }
+
+  private:
+    decoded_frame::element& next_slot() {
+        if (out_.size_ == out_.slots_.size()) {
+            if (out_.slot_bytes_.size() == out_.slots_.size()) out_.slot_bytes_.push_back(0);
+            out_.slots_.emplace_back(message{});
+        }
+        return out_.slots_[out_.size_++];
+    }
+    decoded_frame& out_;
+};
+
 expected<message, decode_error> decode(std::span<const std::byte> frame) noexcept {
     // Decoded in place and returned as it is: one object on every path, so
     // that it is never moved.
@@ -771,7 +787,7 @@ expected<message, decode_error> decode(std::span<const std::byte> frame) noexcep
 }
 
 void decode_frame(std::span<const std::byte> frame, decoded_frame& out) noexcept {
-    frame_slots slots(out);
+    decoded_frame::filler slots(out);
     if (frame.empty()) return slots.whole_frame_fails(fail(decode_errc::empty, "empty frame"));
     const auto* data = reinterpret_cast<const char*>(frame.data());
     const std::size_t size = frame.size();
@@ -779,8 +795,11 @@ void decode_frame(std::span<const std::byte> frame, decoded_frame& out) noexcept
         const bool batch = looks_like_batch(data, size);
         msgpack_reader r(data, size, batch ? k_max_depth + 2 : k_max_depth);
         if (!batch) {
-            if (!read_lone_message(r, slots.next())) slots.fail_last(std::move(r.error()));
-            return slots.done();
+            if (read_lone_message(r, slots.next()))
+                slots.note_bytes(size);
+            else
+                slots.fail_last(std::move(r.error()));
+            return;
         }
         auto whole_frame_fails = [&] { slots.whole_frame_fails(std::move(r.error())); };
         std::uint64_t count = 0, extra = 0;
@@ -791,7 +810,10 @@ void decode_frame(std::span<const std::byte> frame, decoded_frame& out) noexcept
         }
         for (; count > 0; --count) {
             const std::size_t start = r.offset();
-            if (read_message(r, 3, slots.next())) continue;
+            if (read_message(r, 3, slots.next())) {
+                slots.note_bytes(r.offset() - start);
+                continue;
+            }
             if (is_frame_error(r.error().code) || frame_at_fault(r, start, 3))
                 return whole_frame_fails();
             slots.fail_last(std::move(r.error()));
@@ -802,7 +824,6 @@ void decode_frame(std::span<const std::byte> frame, decoded_frame& out) noexcept
             trailing_bytes(r);
             return whole_frame_fails();
         }
-        slots.done();
     } catch (const std::bad_alloc&) {
         slots.whole_frame_fails(fail(decode_errc::limit_exceeded, "allocation failed"));
     }

@@ -1348,6 +1348,107 @@ TEST(CodecBatch, AFrameGivesItsOwnMessagesWhateverThePreviousFrameLeft) {
     EXPECT_EQ(*out[3], (message{bye{"w", {{"j", 1, 1}}}}));
 }
 
+// A BATCH of RESULTs `first`, `first` + 1, ... with outputs of `size` bytes.
+std::string result_batch(std::uint64_t first, std::size_t count, std::size_t size) {
+    batch_encoder b;
+    for (std::size_t i = 0; i < count; ++i) {
+        result r = small_result(first + i);
+        r.output.assign(size, static_cast<char>('a' + i % 26));
+        b.add(r);
+    }
+    return std::string(b.frame());
+}
+
+const result& result_at(const decoded_frame& out, std::size_t i) {
+    return std::get<result>(*out[i]);
+}
+
+TEST(CodecBatch, ShorterFieldsAfterLongerOnesReadExactly) {
+    decoded_frame out;
+    decode_frame(result_batch(0, 3, 100), out);
+    decode_frame(result_batch(10, 3, 5), out);
+    ASSERT_EQ(out.size(), 3u);
+    for (std::size_t i = 0; i < 3; ++i) {
+        ASSERT_TRUE(out[i]) << out[i].error().detail;
+        result want = small_result(10 + i);
+        want.output.assign(5, static_cast<char>('a' + i));
+        EXPECT_EQ(result_at(out, i), want);
+    }
+    // A lone message after a batch, then an empty output after a long one.
+    decode_frame(encode(message{small_result(7)}), out);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(*out[0], message{small_result(7)});
+    decode_frame(result_batch(20, 1, 0), out);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(result_at(out, 0).output, "");
+    EXPECT_EQ(result_at(out, 0).id, 20u);
+}
+
+TEST(CodecBatch, SlotsBeyondASmallFrameKeepTheirCapacityForTheNextLargeOne) {
+    // The point of reusing slots: frames of varying sizes (a sink reads
+    // batches of 1 to 4096 results) decode without allocating anew.
+    decoded_frame out;
+    decode_frame(result_batch(0, 8, 200), out);
+    decode_frame(result_batch(100, 2, 50), out);
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(std::distance(out.begin(), out.end()), 2);
+    EXPECT_EQ(&out.back(), &out[1]);
+    decode_frame(result_batch(200, 8, 100), out);
+    ASSERT_EQ(out.size(), 8u);
+    for (std::size_t i = 0; i < 8; ++i) {
+        ASSERT_TRUE(out[i]) << out[i].error().detail;
+        EXPECT_EQ(result_at(out, i).id, 200 + i);
+        EXPECT_EQ(result_at(out, i).output, std::string(100, static_cast<char>('a' + i)));
+        EXPECT_GE(result_at(out, i).output.capacity(), 200u) << "slot " << i << " allocated anew";
+    }
+}
+
+TEST(CodecBatch, AnElementMovedFromIsFilledAgainByTheNextFrame) {
+    decoded_frame out;
+    decode_frame(result_batch(0, 2, 40), out);
+    result taken = std::move(std::get<result>(*out[0]));
+    EXPECT_EQ(taken.id, 0u);
+    decode_frame(result_batch(5, 2, 40), out);
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(result_at(out, 0).id, 5u);
+    EXPECT_EQ(result_at(out, 0).output, std::string(40, 'a'));
+    EXPECT_EQ(result_at(out, 0).job, "job");
+}
+
+TEST(CodecBatch, AnErrorInASlotThenAMessageInIt) {
+    decoded_frame out;
+    decode_frame(std::string("\xc1"), out);
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_FALSE(out[0]);
+    EXPECT_EQ(out[0].error().code, decode_errc::malformed);
+    decode_frame(result_batch(3, 2, 10), out);
+    ASSERT_EQ(out.size(), 2u);
+    ASSERT_TRUE(out[0]) << out[0].error().detail;
+    EXPECT_EQ(result_at(out, 0).id, 3u);
+    decode_frame(std::string(), out);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].error().code, decode_errc::empty);
+}
+
+TEST(CodecBatch, SlotsThatRetainTooMuchAreDroppedBeforeTheNextFrame) {
+    // Memory a decoded_frame keeps is bounded: a huge message's buffers are
+    // not kept for the small frames after it.
+    const std::size_t huge = decoded_frame::k_max_retained_bytes + 1024;
+    decoded_frame out;
+    decode_frame(result_batch(0, 1, huge), out);
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_TRUE(out[0]) << out[0].error().detail;
+    EXPECT_EQ(result_at(out, 0).output.size(), huge);
+    decode_frame(result_batch(1, 1, 10), out);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(result_at(out, 0).output, std::string(10, 'a'));
+    EXPECT_LT(result_at(out, 0).output.capacity(), huge);
+    // Below the bound, a slot keeps what it grew to.
+    decode_frame(result_batch(2, 1, 1000), out);
+    decode_frame(result_batch(3, 1, 10), out);
+    EXPECT_GE(result_at(out, 0).output.capacity(), 1000u);
+}
+
 TEST(CodecBatch, AFaultInTheMsgpackAfterABadMessageFailsTheWholeFrame) {
     // 5.15.2: a bad message is dropped alone, but a frame that cannot be read
     // is dropped whole, wherever the fault is.

@@ -99,6 +99,34 @@ TEST(Execute, SendsTheOutputOfAFailedHandler) {
     EXPECT_EQ(r.output, "what it printed");
 }
 
+TEST(Execute, IntoTheResultOfAnEarlierTaskLeavesNothingOfIt) {
+    // The worker runs inline kinds into one reused RESULT: every field is the
+    // new task's, the failure of the one before included.
+    auto h = table_with("fail", [](const task_view&) -> handler_result {
+        return unexpected{zfarm::task_error{"exit code 3", "a long output of the failed one"}};
+    });
+    h["echo"] = zfarm::detail::handler_entry{
+        [](const task_view& t) -> handler_result { return std::string(t.payload); }, true};
+    zfarm::proto::result r;
+    zfarm::detail::execute_into(&h.at("fail"), make_task("fail"), k_worker, nullptr, r);
+    ASSERT_EQ(r.status, task_status::failed);
+    task next{"j2", 7, 1, "echo", "hi", 0};
+    zfarm::detail::execute_into(&h.at("echo"), next, "w2", nullptr, r);
+    EXPECT_EQ(r.job, "j2");
+    EXPECT_EQ(r.id, 7u);
+    EXPECT_EQ(r.attempt, 1u);
+    EXPECT_EQ(r.worker, "w2");
+    EXPECT_EQ(r.kind, "echo");
+    EXPECT_EQ(r.status, task_status::ok);
+    EXPECT_EQ(r.output, "hi");
+    EXPECT_EQ(r.error, "");
+    zfarm::detail::execute_into(nullptr, make_task("teleport"), k_worker, nullptr, r);
+    EXPECT_EQ(r.status, task_status::failed);
+    EXPECT_EQ(r.error, "unknown task kind 'teleport'");
+    EXPECT_EQ(r.output, "");
+    EXPECT_EQ(r.job, "render");
+}
+
 TEST(Execute, GivesAnEmptyErrorReasonAName) {
     // PROTOCOL.md 5.4.1: "A worker MUST set `error` to a non-empty reason when
     // `status` is 1"; the zfarm worker "uses `failed` when a handler gives no reason".
@@ -151,6 +179,31 @@ TEST(Execute, StampsTheStartWithTheWallClock) {
     const auto r = execute(h, make_task("stamp"), k_worker, nullptr);
     EXPECT_GE(r.started_us, before);
     EXPECT_LE(r.started_us, handler_ran_at);
+}
+
+TEST(Execute, WithAClockAnchorStampsTheStartFromItAdvancedByTheMonotonicClock) {
+    // The worker reads the wall clock once per frame of inline tasks: each
+    // start is that reading advanced by the monotonic clock (PROTOCOL.md
+    // 5.4, rule 2).
+    const zfarm::detail::wall_clock_anchor fixed{std::chrono::steady_clock::now(), 1000};
+    EXPECT_EQ(fixed.unix_us_at(fixed.steady + std::chrono::microseconds(2500)), 3500u);
+
+    auto unix_us = [] {
+        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
+    };
+    std::uint64_t handler_ran_at = 0;
+    const auto h = table_with("stamp", [&](const task_view&) -> handler_result {
+        handler_ran_at = unix_us();
+        return std::string();
+    });
+    const auto clocks = zfarm::detail::wall_clock_anchor::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    zfarm::proto::result r;
+    zfarm::detail::execute_into(&h.at("stamp"), make_task("stamp"), k_worker, nullptr, r, &clocks);
+    EXPECT_GE(r.started_us, clocks.unix_us + 20000) << "not advanced by the monotonic clock";
+    EXPECT_LE(r.started_us, handler_ran_at + 1);  // both truncated to microseconds
 }
 
 TEST(Execute, StampsTheStartOfAnUnknownKindToo) {

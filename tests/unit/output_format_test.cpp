@@ -452,6 +452,23 @@ TEST(OutputFormat, ExecOutputAndStderrFallBackToBase64EachOnItsOwn) {
     EXPECT_EQ(k.at("host"), "h\xef\xbf\xbd");
 }
 
+TEST(OutputFormat, ExecFallBackToBase64WhetherTheTextWasGatheredOrWrittenStraight) {
+    // Short strings gather with the keys before reaching the line; long ones
+    // go straight to it: a fallback to base64 undoes either.
+    for (const std::size_t n : {std::size_t{1}, std::size_t{100}, std::size_t{1000}}) {
+        outcome o = exec_outcome();
+        o.out = std::string(n, 'a') + "\xff";
+        o.err = std::string(n, '\n') + "\xfe";
+        const json j = json::parse(to_json_line(exec_result(o)));
+        EXPECT_FALSE(j.contains("output")) << n;
+        EXPECT_FALSE(j.contains("stderr")) << n;
+        EXPECT_EQ(j.at("output_base64").get<std::string>().size(), (n + 1 + 2) / 3 * 4) << n;
+        EXPECT_EQ(j.at("stderr_base64").get<std::string>().size(), (n + 1 + 2) / 3 * 4) << n;
+        EXPECT_EQ(j.at("cmd"), o.cmd) << n;
+        EXPECT_EQ(j.at("worker"), "node7-1234-beef") << n;
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Random results against the DOM writer
 

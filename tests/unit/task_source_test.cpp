@@ -65,6 +65,83 @@ TEST(TaskSource, FixedSourceOfZeroTasksEndsAtOnce) {
     EXPECT_TRUE(drain(*src).empty());
 }
 
+TEST(TaskSource, NextIntoOverwritesAnEarlierTasksStringsInPlace) {
+    // The ventilator fills reused slots: nothing of the earlier task stays,
+    // and the fixed source's strings reuse the slot's room.
+    auto src = make_fixed_source(2, "echo", "xy");
+    task_spec slot{"a much longer kind than echo", std::string(100, 'p')};
+    auto got = src->next_into(slot);
+    ASSERT_TRUE(got) << got.error();
+    ASSERT_TRUE(*got);
+    EXPECT_EQ(slot.kind, "echo");
+    EXPECT_EQ(slot.payload, "xy");
+    EXPECT_GE(slot.payload.capacity(), 100u);
+    ASSERT_TRUE(*src->next_into(slot));
+    got = src->next_into(slot);
+    ASSERT_TRUE(got);
+    EXPECT_FALSE(*got) << "two tasks, then the end";
+}
+
+TEST(TaskSource, NextIntoOfAnySourceGivesWhatNextGives) {
+    temp_dir dir;
+    auto src = open_tasks_file(dir.write("tasks.jsonl",
+                                         "{\"kind\":\"sleep\",\"payload\":\"5\"}\n"
+                                         "{\"kind\":\"echo\"}\n"
+                                         "not json\n"));
+    ASSERT_TRUE(src) << src.error();
+    task_spec slot{"old", "old payload"};
+    ASSERT_TRUE(*(*src)->next_into(slot));
+    EXPECT_EQ(slot.kind, "sleep");
+    EXPECT_EQ(slot.payload, "5");
+    ASSERT_TRUE(*(*src)->next_into(slot));
+    EXPECT_EQ(slot.kind, "echo");
+    EXPECT_EQ(slot.payload, "");
+    EXPECT_FALSE((*src)->next_into(slot)) << "a bad line is an error";
+}
+
+TEST(TaskQueue, IsFirstInFirstOutAcrossGrowthAndReusesItsElements) {
+    zfarm::ventilator::task_queue q;
+    EXPECT_TRUE(q.empty());
+    std::uint64_t pushed = 0, popped = 0;
+    // Interleaved pushes and pops, so the ring wraps before it grows.
+    for (int round = 0; round < 50; ++round) {
+        for (int i = 0; i < round % 7 + 1; ++i) {
+            task_spec& slot = q.next_slot();
+            slot.kind = "k";
+            slot.payload = std::to_string(pushed++);
+            q.push_back();
+        }
+        for (int i = 0; i < round % 5 && !q.empty(); ++i) {
+            EXPECT_EQ(q.front().payload, std::to_string(popped++));
+            q.pop_front();
+        }
+        ASSERT_EQ(q.size(), pushed - popped);
+        for (std::size_t i = 0; i < q.size(); ++i)
+            ASSERT_EQ(q[i].payload, std::to_string(popped + i));
+    }
+    while (!q.empty()) {
+        EXPECT_EQ(q.front().payload, std::to_string(popped++));
+        q.pop_front();
+    }
+    EXPECT_EQ(popped, pushed);
+}
+
+TEST(TaskQueue, APoppedElementComesBackWithItsStringsOnceTheRingWraps) {
+    zfarm::ventilator::task_queue q;
+    constexpr int n = 8;  // never more held: the ring stays this long
+    for (int i = 0; i < n; ++i) {
+        q.next_slot().payload = std::string(100, 'x');
+        q.push_back();
+    }
+    for (int i = 0; i < n; ++i)
+        q.pop_front();
+    for (int i = 0; i < n; ++i) {
+        EXPECT_GE(q.next_slot().payload.capacity(), 100u) << i;
+        q.push_back();
+        q.pop_front();
+    }
+}
+
 TEST(TaskSource, DemoSourceGivesSleepsOfOneToHundredMilliseconds) {
     auto src = make_demo_source(2000, 1);
     const auto tasks = drain(*src);

@@ -9,30 +9,46 @@
 
 namespace zfarm::detail {
 
-proto::result execute(const handler_table& handlers, const proto::task& t,
-                      const std::string& worker_id, const std::atomic<bool>* cancel) {
+namespace {
+
+std::uint64_t unix_us_now() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+}
+
+}  // namespace
+
+wall_clock_anchor wall_clock_anchor::now() {
+    return wall_clock_anchor{std::chrono::steady_clock::now(), unix_us_now()};
+}
+
+std::uint64_t wall_clock_anchor::unix_us_at(std::chrono::steady_clock::time_point t) const {
+    return unix_us + static_cast<std::uint64_t>(
+                         std::chrono::duration_cast<std::chrono::microseconds>(t - steady).count());
+}
+
+void execute_into(const handler_entry* handler, const proto::task& t, const std::string& worker_id,
+                  const std::atomic<bool>* cancel, proto::result& r,
+                  const wall_clock_anchor* anchor) {
     using clock = std::chrono::steady_clock;
-    proto::result r;
     r.job = t.job;
     r.id = t.id;
     r.attempt = t.attempt;
     r.worker = worker_id;
     r.kind = t.kind;
+    r.error.clear();
     const auto start = clock::now();
-    r.started_us =
-        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                       std::chrono::system_clock::now().time_since_epoch())
-                                       .count());
+    r.started_us = anchor ? anchor->unix_us_at(start) : unix_us_now();
     const auto deadline =
         t.timeout_ms ? start + std::chrono::milliseconds(t.timeout_ms) : clock::time_point::max();
     handler_result out = unexpected{std::string()};
-    auto it = handlers.find(t.kind);
-    if (it == handlers.end()) {
+    if (!handler) {
         out = unexpected{"unknown task kind '" + t.kind + "'"};
     } else {
         try {
-            out = it->second.fn(
-                task_view(t.job, t.id, t.attempt, t.kind, t.payload, cancel, deadline));
+            out =
+                handler->fn(task_view(t.job, t.id, t.attempt, t.kind, t.payload, cancel, deadline));
         } catch (const std::exception& e) {
             out = unexpected{std::string("handler threw: ") + e.what()};
         } catch (...) {
@@ -54,6 +70,13 @@ proto::result execute(const handler_table& handlers, const proto::task& t,
         if (t.timeout_ms && clock::now() >= deadline)
             r.error = "timed out after " + std::to_string(t.timeout_ms) + " ms";
     }
+}
+
+proto::result execute(const handler_table& handlers, const proto::task& t,
+                      const std::string& worker_id, const std::atomic<bool>* cancel) {
+    proto::result r;
+    const auto it = handlers.find(t.kind);
+    execute_into(it == handlers.end() ? nullptr : &it->second, t, worker_id, cancel, r);
     return r;
 }
 

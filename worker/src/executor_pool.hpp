@@ -44,6 +44,25 @@ struct handler_entry {
 };
 using handler_table = std::unordered_map<std::string, handler_entry>;
 
+// One reading of the wall clock and of the monotonic clock, together: the
+// wall clock at a later monotonic instant is the one advanced by the other.
+// A run of quick tasks stamps each start (PROTOCOL.md 5.4, rule 2) with one
+// clock reading instead of two; made afresh for each run (a frame of tasks),
+// so a step of the wall clock shows from the next run on.
+struct wall_clock_anchor {
+    std::chrono::steady_clock::time_point steady;
+    std::uint64_t unix_us = 0;
+    static wall_clock_anchor now();
+    std::uint64_t unix_us_at(std::chrono::steady_clock::time_point t) const;
+};
+
+// Runs `t` with `handler` (nullptr: no handler for its kind, which fails it)
+// and writes every field of its RESULT into `r`, so that a caller running
+// task after task reuses the capacity of r's strings. `anchor`: the wall
+// clock of its start is the anchor's, advanced (else read). Never throws.
+void execute_into(const handler_entry* handler, const proto::task& t, const std::string& worker_id,
+                  const std::atomic<bool>* cancel, proto::result& r,
+                  const wall_clock_anchor* anchor = nullptr);
 // Runs one task's handler and builds its RESULT. Never throws.
 proto::result execute(const handler_table& handlers, const proto::task& t,
                       const std::string& worker_id, const std::atomic<bool>* cancel);

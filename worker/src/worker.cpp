@@ -114,7 +114,10 @@ class worker::impl {
     void flush(zmq::socket_t& results);
     // Reads one frame of tasks (a TASK or a BATCH of them) from `socket`.
     void take_tasks(const zmq::message_t& m, origin o, const char* socket, zmq::socket_t& results);
-    void accept_task(proto::task t, origin o, zmq::socket_t& results);
+    // Runs an inline kind at once, straight from `t` (the decoded frame's);
+    // hands any other kind to the pool, moving from `t`.
+    void accept_task(proto::task& t, origin o, zmq::socket_t& results,
+                     const detail::wall_clock_anchor& clocks);
     void on_control(zmq::socket_t& sub);
     void on_completion(zmq::socket_t& done, zmq::socket_t& results);
     void release(origin o, unsigned n);
@@ -133,6 +136,7 @@ class worker::impl {
 
     std::unique_ptr<detail::executor_pool> pool_;
     std::string scratch_;
+    proto::result inline_result_;  // reused task after task: its strings keep their capacity
     proto::batch_encoder out_;
     proto::decoded_frame frame_;
     drop_counter drops_;
@@ -270,6 +274,7 @@ void worker::impl::flush(zmq::socket_t& results) {
 void worker::impl::take_tasks(const zmq::message_t& m, origin o, const char* socket,
                               zmq::socket_t& results) {
     proto::decode_frame(m.to_string_view(), frame_);
+    const auto clocks = detail::wall_clock_anchor::now();  // for the inline kinds among them
     for (auto& decoded : frame_) {
         proto::task* t = decoded ? std::get_if<proto::task>(&*decoded) : nullptr;
         if (!t) {
@@ -278,7 +283,7 @@ void worker::impl::take_tasks(const zmq::message_t& m, origin o, const char* soc
             continue;
         }
         if (o == origin::credit && credit_outstanding_ > 0) --credit_outstanding_;
-        accept_task(std::move(*t), o, results);
+        accept_task(*t, o, results, clocks);
     }
 }
 
@@ -339,22 +344,24 @@ void worker::impl::hand_back_queued() {
     }
 }
 
-void worker::impl::accept_task(proto::task t, origin o, zmq::socket_t& results) {
+void worker::impl::accept_task(proto::task& t, origin o, zmq::socket_t& results,
+                               const detail::wall_clock_anchor& clocks) {
     if (is_cancelled(t.job)) return;  // the job was stopped: its stragglers are not run
     if (abandoning_ || draining_) {   // handed back in our BYE, to be sent again at once
         hand_back(proto::task_ref{t.job, t.id, t.attempt});
         return;
     }
-    ++held_[static_cast<int>(o)];
     auto it = handlers_.find(t.kind);
     if (it != handlers_.end() && it->second.inline_handler) {
-        proto::result r = detail::execute(handlers_, t, id_, nullptr);
+        // Held only while it runs, here: nothing to count in held_.
+        proto::result& r = inline_result_;
+        detail::execute_into(&it->second, t, id_, nullptr, r, &clocks);
         (r.status == proto::task_status::ok ? summary_.tasks_ok : summary_.tasks_failed)++;
         observe_service_time(r.elapsed_us);
         queue_result(results, r);
-        release(o, 1);
         return;
     }
+    ++held_[static_cast<int>(o)];
     pool_->submit(std::move(t), o);
 }
 

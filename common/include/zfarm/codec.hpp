@@ -102,11 +102,46 @@ inline expected<message, decode_error> decode(std::string_view frame) noexcept {
     return decode(std::as_bytes(std::span<const char>(frame.data(), frame.size())));
 }
 
+// The messages of one frame, as decode_frame() reads them: one element per
+// message, the message or why that one was dropped. It keeps the messages of
+// earlier frames, also beyond the current frame's size, and decode_frame()
+// reads the next frame into them, so that their strings and lists keep
+// their capacity: a stream of frames of varying sizes decodes with no
+// allocation once the slots have grown. What slots retain is bounded
+// (k_max_retained_bytes of messages, give or take the last frame). A caller
+// may move from or change an element; the next decode_frame() overwrites
+// it. Not thread-safe.
+class decoded_frame {
+  public:
+    using element = expected<message, decode_error>;
+    // Past this many bytes of messages held in its slots (the largest each
+    // slot ever held, summed), the next decode_frame() starts afresh.
+    static constexpr std::size_t k_max_retained_bytes = 8u << 20;
+
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    element& operator[](std::size_t i) noexcept { return slots_[i]; }
+    const element& operator[](std::size_t i) const noexcept { return slots_[i]; }
+    element& back() noexcept { return slots_[size_ - 1]; }
+    const element& back() const noexcept { return slots_[size_ - 1]; }
+    element* begin() noexcept { return slots_.data(); }
+    element* end() noexcept { return slots_.data() + size_; }
+    const element* begin() const noexcept { return slots_.data(); }
+    const element* end() const noexcept { return slots_.data() + size_; }
+
+  private:
+    class filler;  // how decode_frame() writes it
+    friend void decode_frame(std::span<const std::byte> frame, decoded_frame& out) noexcept;
+    std::vector<element> slots_;
+    std::vector<std::size_t> slot_bytes_;  // the largest message each slot held
+    std::size_t retained_ = 0;             // their sum
+    std::size_t size_ = 0;
+};
+
 // Decodes a frame from a socket that carries batches (tasks, credit,
-// results): one message, or each message of a BATCH in order (5.15). `out`
-// (cleared first) gets one element per message: the message, or why that
-// one was dropped. A frame that cannot be read at all gives one error.
-using decoded_frame = std::vector<expected<message, decode_error>>;
+// results): one message, or each message of a BATCH in order (5.15), into
+// `out`, replacing what it held. A frame that cannot be read at all gives
+// one error.
 void decode_frame(std::span<const std::byte> frame, decoded_frame& out) noexcept;
 inline void decode_frame(std::string_view frame, decoded_frame& out) noexcept {
     decode_frame(std::as_bytes(std::span<const char>(frame.data(), frame.size())), out);
