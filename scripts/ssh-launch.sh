@@ -114,7 +114,8 @@ script is killed, or the connection is lost.
 Exit status: the ventilator's (0 all tasks ok, 1 some failed, 2 bad usage or
 no worker connected), 2 when the --head cannot be reached or has no
 programs, 1 when no worker could start, the sink failed, every worker
-exited before the job ended, or --timeout passed; 130/143 when interrupted.
+exited before the job ended, --timeout passed, or the connection to the
+--head was lost mid-job; 130/143 when interrupted.
 Environment: ZFARM_BUILD_DIR (default build), TMPDIR.
 EOF
 }
@@ -283,17 +284,19 @@ ssh_args() {
 session_pids=() holder_pids=() tmp_of=() head_session='' head_holder=''
 # shellcheck disable=SC2317 # run by the EXIT trap
 stop_all() {
-    # The ventilator first (it cancels its job), then the remote sessions:
-    # each one's stdin closes, its script stops the workers (or the head's
-    # sink and ventilator) and ends; a session still open after the remote
-    # grace (3 + 2 s) is cut.
+    # The ventilator first (it cancels its job; with --head this stops only
+    # its ssh client, and the head's session stops the ventilator there
+    # before the sink), then the remote sessions: each one's stdin closes,
+    # its script stops the workers (or the head's sink and ventilator) and
+    # ends; a session still open after the remote grace (3 + 2 s, and the
+    # head's 3 s for its ventilator) is cut.
     [[ -z ${vent_pid:-} ]] || stop_pids "$vent_pid"
     local sessions=("${session_pids[@]}" "$head_session") holders=("${holder_pids[@]}" "$head_holder")
     if [[ -n ${holders[*]} ]]; then
         # shellcheck disable=SC2068 # empty entries dropped
         kill -TERM ${holders[@]} 2>/dev/null || true
         local i pid
-        for ((i = 0; i < 80; i++)); do
+        for ((i = 0; i < 110; i++)); do
             for pid in "${sessions[@]}"; do
                 [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && break
                 pid=
@@ -680,6 +683,11 @@ done
 [[ -z $failed_part ]] || exit 1
 vent_status=0
 wait "$vent_pid" || vent_status=$?
+if [[ -n $head ]] && ((vent_status == 255)); then
+    # ssh's own failure, not the ventilator's status (0, 1 or 2).
+    say "lost the connection to the head $head; the job's state there is unknown"
+    vent_status=1
+fi
 wait "$tail_pid" 2>/dev/null || true # the rest of its log, before we print more
 
 # The sink (--once) and the workers (--exit-when-done) leave on their own once

@@ -145,8 +145,11 @@ kill -HUP 0
 # directory instead). It then holds the session open until its standard
 # input closes (the launcher is done, interrupted or gone), stops the
 # programs the head's other sessions run (run_script; their PIDs are in the
-# directory): SIGTERM (the ventilator cancels its job), again 3 s later,
-# SIGKILL 2 s after that; and removes the directory.
+# directory): the ventilator first, with up to 3 s to cancel its job on the
+# sink, then both: SIGTERM, again 3 s later, SIGKILL 2 s after that; and
+# removes the directory. It marks the directory `closing` before it looks
+# for PIDs, and run_script checks for the mark after writing its PID, so a
+# program started meanwhile is stopped by one or the other.
 # shellcheck disable=SC2016,SC2034 # expanded by the remote sh; the caller's
 head_script='bin=$1 copy=$2
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/zfarm-head.XXXXXX") || exit 1
@@ -160,6 +163,16 @@ if [ "$copy" = 0 ]; then
 fi
 echo "$tmp"
 while read -r _; do :; done
+: >"$tmp/closing"
+if [ -f "$tmp/ventilator.pid" ]; then
+    v=$(cat "$tmp/ventilator.pid")
+    kill -TERM "$v" 2>/dev/null
+    i=0
+    while [ "$i" -lt 3 ] && kill -0 "$v" 2>/dev/null; do
+        sleep 1
+        i=$((i + 1))
+    done
+fi
 running() {
     for f in "$tmp/ventilator.pid" "$tmp/sink.pid"; do
         [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"
@@ -181,8 +194,8 @@ rm -rf "$tmp"'
 # The sh script of each other session on the head: run_script DIR NAME
 # PROGRAM ARG... runs PROGRAM with ARGs on the session's standard streams,
 # its PID in DIR/NAME.pid (for head_script to stop it by) while it runs, and
-# exits with its status. When DIR is gone (head_script has ended) it stops
-# PROGRAM at once.
+# exits with its status. When DIR is gone or marked closing (head_script
+# is stopping or has ended) it stops PROGRAM at once.
 # shellcheck disable=SC2016,SC2034 # expanded by the remote sh; the caller's
 run_script='dir=$1 name=$2
 shift 2
@@ -190,7 +203,7 @@ exec 3<&0
 "$@" <&3 3<&- &
 pid=$!
 exec 3<&-
-if ! echo "$pid" 2>/dev/null >"$dir/$name.pid"; then
+if ! echo "$pid" 2>/dev/null >"$dir/$name.pid" || [ -e "$dir/closing" ]; then
     echo "$name: the head session has ended; stopping" >&2
     kill -TERM "$pid"
 fi

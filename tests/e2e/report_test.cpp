@@ -81,9 +81,24 @@ TEST(Report, PushDispatchSaysHowLongWorkersSatIdleWhileOthersHadQueuedTasks) {
                                    : R"({"kind":"sleep","payload":"1"})");
     const auto tasks = write_lines(p.dir() / "tasks.jsonl", lines);
     const auto report = p.dir() / "report.json";
-    p.start(2, {"--tasks-file", tasks, "--report", report.string()}, "idle");
+    // Both workers there before the ventilator: one that came late would
+    // simply get fewer tasks, and the imbalance would be another one.
+    p.start_sink({"--once"});
+    for (int i = 0; i < 2; ++i)
+        p.start_worker({"--exit-when-done"});
+    ASSERT_TRUE(wait_until(
+        [&] {
+            const std::string log = p.sink().stderr_text();
+            const auto first = log.find(" joined (host");
+            return first != std::string::npos &&
+                   log.find(" joined (host", first + 1) != std::string::npos;
+        },
+        k_start_timeout))
+        << p.sink().stderr_text();
+    p.start_ventilator({"--tasks-file", tasks, "--report", report.string(), "--job", "idle"});
     ASSERT_EQ(p.ventilator().wait_for_exit(k_exit_timeout), 0) << p.ventilator().stderr_text();
     const auto j = read_json(report);
+    ASSERT_EQ(j["workers"].size(), 2u) << j.dump(2);
     EXPECT_GT(j["idle_while_queued_seconds"].get<double>(), 0.2) << j.dump(2);
     const std::string err = p.ventilator().stderr_text();
     EXPECT_NE(err.find("push dispatch: workers sat idle"), std::string::npos) << err;

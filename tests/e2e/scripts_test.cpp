@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <deque>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -90,12 +91,14 @@ TEST_F(Scripts, RunLocalTellsTheVentilatorHowManyWorkersItStarted) {
     EXPECT_NE(read_file(out / "ventilator.log").find("2 of 2 expected worker(s) connected"),
               std::string::npos)
         << read_file(out / "ventilator.log");
-    // The user's own --expect-workers wins: one worker of two is too few.
+    // The user's own --expect-workers wins: one worker of two is too few
+    // (and on a loaded machine it may not even have connected by then).
     auto& few =
         run("run-local.sh", {"-j", "1", "--dir", (dir / "few").string(), "--expect-workers", "2",
-                             "--connect-deadline", "1", "--sleep", "100", "--ms", "100"});
+                             "--connect-deadline", "2", "--sleep", "100", "--ms", "100"});
     ASSERT_EQ(few.wait_for_exit(k_exit_timeout), 2) << few.stderr_text();
-    EXPECT_NE(few.stderr_text().find("1 of 2 expected worker(s) connected"), std::string::npos)
+    EXPECT_TRUE(std::regex_search(few.stderr_text(),
+                                  std::regex("[01] of 2 expected worker\\(s\\) connected")))
         << few.stderr_text();
 }
 
