@@ -21,6 +21,7 @@ void reset(ledger_entry& e) {
     e.reasons.clear();
     e.queued_for_resend = false;
     e.given_up = false;
+    e.suspect = false;
 }
 
 }  // namespace

@@ -23,6 +23,9 @@ struct ledger_entry {
     std::string reasons;  // why earlier attempts did not count, for the final failure
     bool queued_for_resend = false;
     bool given_up = false;  // recorded as failed by the ventilator; waiting for its ACK
+    // Sent again (credit dispatch) and counted among the re-sent tasks its
+    // holder holds, of which a worker is given one at a time.
+    bool suspect = false;
 };
 
 class ledger {

@@ -111,8 +111,8 @@ class dispatcher {
     // Tasks to send go out in batches (PROTOCOL.md 5.15) of what is ready
     // now, up to `limit`: re-sends first, then new tasks while the window
     // allows. Nothing is taken for sent until commit_batch; unfill_batch
-    // puts it all back.
-    expected<std::size_t, std::string> fill_batch(std::size_t limit);  // tasks in it
+    // puts it all back. `who`: the worker it is for (credit dispatch).
+    std::size_t fill_batch(std::size_t limit, const std::string* who);  // tasks in it
     void unfill_batch();
     void commit_batch(clock::time_point now, const std::string* who);
     proto::batch_encoder batch_;
@@ -122,6 +122,25 @@ class dispatcher {
     // Queues `id` to be sent again with the next attempt number, or gives up
     // on it (records it failed through the sink) when attempts are exhausted.
     void resend(std::uint64_t id, std::string_view why);
+    // Credit dispatch gives a worker one re-sent task at a time: a task is
+    // sent again because its worker died or failed it, maybe because of that
+    // very task, and two such tasks on one worker could take each other down,
+    // an attempt each, again and again (a poison task would fail the tasks
+    // sent again with it). Re-sent tasks held, by worker:
+    std::unordered_map<std::string, std::uint32_t> suspects_;
+    bool holds_suspect(const std::string& worker) const { return suspects_.contains(worker); }
+    // `e` is no longer held as a re-sent task (acknowledged, or sent again).
+    void drop_suspect(ledger_entry& e) {
+        if (!e.suspect) return;
+        e.suspect = false;
+        if (auto it = suspects_.find(e.holder); it != suspects_.end() && --it->second == 0)
+            suspects_.erase(it);
+    }
+    // Acknowledges `id` in the ledger; false when it was not in flight.
+    bool acknowledge(std::uint64_t id) {
+        if (auto* e = ledger_.find(id)) drop_suspect(*e);
+        return ledger_.acknowledge(id);
+    }
     void on_lost(const proto::lost& l, clock::time_point now);
     void expire_leases(clock::time_point now);
     // Records `id` as failed through the sink, with the reasons of its attempts.
@@ -262,7 +281,7 @@ bool dispatcher::on_control() {
                         ack_age_s_ = ack_age_s_ == 0 ? age : 0.95 * ack_age_s_ + 0.05 * age;
                     }
                 }
-                if (ledger_.acknowledge(id) && failed.contains(id)) ++failed_seen_;
+                if (acknowledge(id) && failed.contains(id)) ++failed_seen_;
             }
             if (halt_.on_failed(a->failed))
                 spdlog::warn(
@@ -312,7 +331,7 @@ void dispatcher::on_recorded(const proto::recorded& r, clock::time_point now) {
         if (already_recorded(id)) recorded_in_flight.push_back(id);
     });
     for (auto id : recorded_in_flight)
-        ledger_.acknowledge(id);
+        acknowledge(id);
     std::erase_if(recorded_ids_, [&](std::uint64_t id) { return id < next_id_; });
     if (!opened_) {
         opened_ = true;
@@ -428,6 +447,7 @@ void dispatcher::on_monitor(clock::time_point now) {
 void dispatcher::resend(std::uint64_t id, std::string_view why) {
     ledger_entry* e = ledger_.find(id);
     if (!e || e->queued_for_resend || e->given_up) return;
+    drop_suspect(*e);
     if (!e->reasons.empty()) e->reasons += "; ";
     e->reasons += "attempt " + std::to_string(e->attempt) + ": " + std::string(why);
     if (e->attempt > opt_.retries) {
@@ -554,17 +574,20 @@ expected<bool, std::string> dispatcher::dispatch(clock::time_point now) {
         }
         if (!settled(now)) break;
         std::string* who = nullptr;
-        std::size_t limit = 0;
+        std::size_t filled = 0;
         if (credit_mode()) {
-            who = pick_worker();
-            if (!who) break;
-            limit = std::min<std::size_t>(credit_[*who], proto::k_max_batch_messages);
+            // The first worker in turn with credit that can take something:
+            // one that holds a re-sent task takes only new ones.
+            for (std::size_t tries = rotation_.size(); tries > 0 && filled == 0; --tries) {
+                who = pick_worker();
+                if (!who) break;
+                filled = fill_batch(
+                    std::min<std::size_t>(credit_[*who], proto::k_max_batch_messages), who);
+            }
         } else {
-            limit = push_batch_limit();
+            filled = fill_batch(push_batch_limit(), nullptr);
         }
-        auto filled = fill_batch(limit);
-        if (!filled) return unexpected{filled.error()};
-        if (*filled == 0) break;
+        if (filled == 0) break;
 
         bool sent = false;
         const auto frame = batch_.frame();
@@ -599,12 +622,13 @@ expected<bool, std::string> dispatcher::dispatch(clock::time_point now) {
     return progressed;
 }
 
-expected<std::size_t, std::string> dispatcher::fill_batch(std::size_t limit) {
+std::size_t dispatcher::fill_batch(std::size_t limit, const std::string* who) {
     batch_.clear();
     batch_resends_.clear();
     batch_new_ = 0;
+    const bool may_resend = !who || !holds_suspect(*who);
     while (batch_.count() < limit) {
-        if (!resend_.empty()) {
+        if (!resend_.empty() && may_resend) {
             // A task sent again goes alone: it was on a worker that died or
             // hung, maybe because of it, and a batch would give all its
             // companions the same fate, and an attempt each, every time.
@@ -662,6 +686,10 @@ void dispatcher::commit_batch(clock::time_point now, const std::string* who) {
         le->lease_until = now + opt_.lease;
         le->queued_for_resend = false;
         le->holder = who ? *who : std::string();
+        if (who) {
+            le->suspect = true;
+            ++suspects_[*who];
+        }
     }
     for (std::size_t i = 0; i < batch_new_; ++i) {
         const task_spec& spec = pending_.front();
