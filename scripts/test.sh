@@ -13,7 +13,8 @@ Installs missing packages (scripts/setup.sh --deps-only --test-deps), then runs:
   format      clang-format --dry-run --Werror on every tracked or untracked,
               non-ignored *.cpp / *.hpp
   shellcheck  shellcheck -x on scripts/*.sh, scripts/lib/*.sh,
-              scripts/slurm/zfarm.sbatch, tests/support/*.sh and .ci/run
+              scripts/slurm/zfarm.sbatch, tests/support/*.sh, bench/*.sh and
+              .ci/run
   build       build/ with -DZFARM_WERROR=ON
   ctest       ctest --test-dir build (fails when no test is found)
   install     scripts/check-install.sh: installs build/ into a temporary prefix,
@@ -129,7 +130,7 @@ if ((run_main)); then
     stage "shellcheck -x"
     status=0
     shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/slurm/zfarm.sbatch tests/support/*.sh \
-        .ci/run || status=$?
+        bench/*.sh .ci/run || status=$?
     record shellcheck "$status"
 
     stage "build: build/ with -DZFARM_WERROR=ON"
