@@ -467,8 +467,21 @@ at() { echo "tcp://$1:$2"; }
 lost_port_race() { grep -qi 'address already in use' "$1"; }
 vent_log=$dir/ventilator.log
 
+# reap_ventilator MESSAGE: the ventilator did not come up. Still running, it
+# never listened: say MESSAGE and exit 1. Otherwise it exited (and said
+# why): its status in vent_status, once its log's tail has been shown.
+reap_ventilator() {
+    if kill -0 "$vent_pid" 2>/dev/null; then
+        say "$1; logs in $dir"
+        exit 1
+    fi
+    vent_status=0
+    wait "$vent_pid" || vent_status=$?
+    wait "$tail_pid" 2>/dev/null || true
+}
+
 start_here() {
-    local attempt status local_addr=$bind
+    local attempt local_addr=$bind
     [[ $bind != 0.0.0.0 ]] || local_addr=127.0.0.1
     for attempt in 1 2 3; do
         pr=$(pick_port) || exit 2
@@ -499,21 +512,15 @@ start_here() {
         tail -s 0.1 -n +1 -f --pid="$vent_pid" "$vent_log" >&2 &
         tail_pid=$!
         wait_listening any "$vent_pid" "$pt" "$pk" && break
-        if kill -0 "$vent_pid" 2>/dev/null; then
-            say "the ventilator did not start listening; logs in $dir"
-            exit 1
-        fi
-        status=0
-        wait "$vent_pid" || status=$?
-        wait "$tail_pid" 2>/dev/null || true
+        reap_ventilator "the ventilator did not start listening"
         if ((attempt == 3)) || ! lost_port_race "$vent_log"; then
-            exit "$status" # it said why on stderr
+            exit "$vent_status" # it said why on stderr
         fi
     done
 }
 
 start_on_head() {
-    local status input=(-n) up
+    local input=(-n) up
     bind=0.0.0.0
     [[ $head_addr == 127.* || $head_addr == localhost ]] && bind=127.0.0.1
     ssh_args "$head_port"
@@ -542,14 +549,8 @@ start_on_head() {
     tail_pid=$!
     up='ventilator up: job .*, (push|credit) dispatch on tcp://[^ ]*:([0-9]+), sink '
     if ! up_line "$vent_pid" "$vent_log" "$up"; then
-        if kill -0 "$vent_pid" 2>/dev/null; then
-            say "the ventilator did not start on the head $head; logs in $dir"
-            exit 1
-        fi
-        status=0
-        wait "$vent_pid" || status=$?
-        wait "$tail_pid" 2>/dev/null || true
-        exit "$status" # it said why on stderr
+        reap_ventilator "the ventilator did not start on the head $head"
+        exit "$vent_status" # it said why on stderr
     fi
     pt='' pk=''
     if [[ ${BASH_REMATCH[1]} == push ]]; then pt=${BASH_REMATCH[2]}; else pk=${BASH_REMATCH[2]}; fi

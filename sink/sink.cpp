@@ -79,14 +79,12 @@ class sink_loop {
                 handle(*decoded, m, now);
             }
         }
+        note_rejoined();
     }
 
     void handle(proto::message& msg, const zmq::message_t& raw, clock::time_point now) {
         if (auto* r = std::get_if<proto::result>(&msg)) {
-            if (!r->worker.empty()) {  // empty: from the ventilator
-                workers_.seen(r->worker, now);
-                note_rejoined();
-            }
+            if (!r->worker.empty()) workers_.seen(r->worker, now);  // empty: from the ventilator
             // Taken before add(), which may move the result.
             const std::uint64_t elapsed_us = r->elapsed_us;
             std::optional<failure_row> failure;
@@ -147,7 +145,6 @@ class sink_loop {
             spdlog::info("worker {} joined (host {}, pid {}, {} threads, v{})", h->worker, h->host,
                          h->pid, h->threads, h->version);
             workers_.hello(*h, now);
-            note_rejoined();
             stats_.hello(*h, now);
         } else if (auto* b = std::get_if<proto::bye>(&msg)) {
             spdlog::info("worker {} left", b->worker);
@@ -159,7 +156,6 @@ class sink_loop {
             departed_.push_back(proto::lost{b->worker, b->returned});
         } else if (auto* hb = std::get_if<proto::heartbeat>(&msg)) {
             workers_.heartbeat(*hb, now);
-            note_rejoined();
             stats_.heartbeat(*hb, now);
         } else {
             drops_.drop(
@@ -294,7 +290,8 @@ class sink_loop {
         } while (i < ids.size());
     }
 
-    // A worker lost earlier spoke again: counted in the jobs it was lost in.
+    // Workers lost earlier that spoke again: counted in the jobs they were
+    // lost in. Once per drain, before settle() can finish a job.
     void note_rejoined() {
         for (const auto& w : workers_.take_rejoined())
             jobs_.worker_rejoined(w);

@@ -138,7 +138,8 @@ class dispatcher {
     }
     // Acknowledges `id` in the ledger; false when it was not in flight.
     bool acknowledge(std::uint64_t id) {
-        if (auto* e = ledger_.find(id)) drop_suspect(*e);
+        if (!suspects_.empty())  // a lookup more per ACKed id only while some are held
+            if (auto* e = ledger_.find(id)) drop_suspect(*e);
         return ledger_.acknowledge(id);
     }
     void on_lost(const proto::lost& l, clock::time_point now);
