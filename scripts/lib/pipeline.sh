@@ -15,7 +15,11 @@
 #                and what that terminal shows goes to this file
 #   before_workers  a command start_pipeline runs once the sink and the
 #                ventilator listen, before it starts the workers (so before
-#                the job's first task); the start fails if it fails
+#                the job's first task); the start fails if it fails (not
+#                run with workers_first)
+#   workers_first  when 1, the workers start (and connect to the sink)
+#                before the ventilator, as on a farm that waits for jobs:
+#                vent_started is then a job's start on running workers
 
 # shellcheck source=scripts/lib/ports.sh
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/ports.sh"
@@ -26,6 +30,7 @@ worker_args=()
 vent_input=/dev/null
 vent_tty=''
 before_workers=()
+workers_first=0
 
 # Every process started here (each wrapped in timeout(1), so that even a
 # SIGKILLed script leaves nothing running for long).
@@ -85,7 +90,10 @@ launch() {
 # Sets sink_pid, vent_pid, worker_pids (the timeout(1) processes) and
 # vent_started (EPOCHREALTIME when the ventilator was started). The sink and
 # the ventilator each start once their ports listen (a lost bind race is
-# retried on new ports), the workers last, so they connect at once.
+# retried on new ports), the workers last, so they connect at once; or, with
+# workers_first=1, the workers first, and the ventilator once each has logged
+# that it is up, on the ports they were given (a lost bind race stops them
+# all and starts again on new ports).
 start_pipeline() {
     local bin=$1 dir=$2 n=$3 attempt i
     shift 3
@@ -96,7 +104,7 @@ start_pipeline() {
     done
     shift
     vent_args=("$@")
-    chosen=()
+    chosen=() worker_pids=()
     for attempt in 1 2 3; do
         pr=$(pick_port) || return 1
         pc=$(pick_port) || return 1
@@ -116,6 +124,9 @@ start_pipeline() {
         pt=$(pick_port) || return 1
         pk=$(pick_port) || return 1
         chosen+=("$pt" "$pk")
+        if ((workers_first)); then
+            start_workers "$bin" "$dir" "$n" || return 1
+        fi
         # shellcheck disable=SC2034 # read by the caller
         vent_started=$EPOCHREALTIME
         vent_cmd=("$bin/zfarm-ventilator" --tasks "$(ep "$pt")" --credit "$(ep "$pk")"
@@ -130,16 +141,25 @@ start_pipeline() {
         vent_pid=$!
         pids+=("$vent_pid")
         wait_listening any "$vent_pid" "$pt" "$pk" && break
-        stop_pids "$vent_pid"
+        stop_pids "$vent_pid" "${worker_pids[@]}"
         ((attempt < 3)) || {
             tail -n 5 "$dir/ventilator.log" >&2
             return 1
         }
     done
+    ((workers_first)) && return 0
     if ((${#before_workers[@]})) && ! "${before_workers[@]}"; then
         stop_pids "$sink_pid" "$vent_pid"
         return 1
     fi
+    start_workers "$bin" "$dir" "$n"
+}
+
+# start_workers BIN DIR N: N workers (worker-1..N) on the ports pt, pk, pr,
+# pc; sets worker_pids. With workers_first=1, returns once each has logged
+# that it is up (at most 10 s; fails if one exits or does not).
+start_workers() {
+    local bin=$1 dir=$2 n=$3 i deadline=$((SECONDS + 10))
     worker_pids=()
     for ((i = 1; i <= n; i++)); do
         launch "worker-$i" "$bin/zfarm-worker" --exit-when-done --id "worker-$i" \
@@ -148,19 +168,33 @@ start_pipeline() {
         worker_pids+=($!)
         pids+=($!)
     done
+    ((workers_first)) || return 0
+    for ((i = 1; i <= n; i++)); do
+        until grep -q ' up: ' "$dir/worker-$i.log" 2>/dev/null; do
+            if ! kill -0 "${worker_pids[i - 1]}" 2>/dev/null || ((SECONDS >= deadline)); then
+                tail -n 5 "$dir/worker-$i.log" >&2
+                return 1
+            fi
+            sleep 0.02
+        done
+    done
 }
 
-# finish_pipeline SECONDS: waits for the ventilator (at most SECONDS; sets
-# vent_ended, EPOCHREALTIME when it was seen gone, within 10 ms), then gives
-# the sink and workers 5 s to leave on their own, then stops them. Fails if
-# the ventilator did not finish with status 0.
+# finish_pipeline SECONDS: waits for the ventilator (at most SECONDS, then
+# stops it; sets vent_ended, EPOCHREALTIME when it exited), then gives the
+# sink and workers 5 s to leave on their own, then stops them. Fails if the
+# ventilator did not finish with status 0. It waits rather than polls: a loop
+# of `sleep 0.01` starts a hundred processes a second on the machine whose
+# run is being timed (a tenth of 2 cores in the exec benchmark).
 finish_pipeline() {
-    local deadline=$((SECONDS + $1)) status=0 i
-    while kill -0 "$vent_pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.01; done
+    local status=0 timer i
+    { sleep "$1" && stop_pids "$vent_pid"; } 2>/dev/null &
+    timer=$!
+    wait "$vent_pid" || status=$?
     # shellcheck disable=SC2034 # read by the caller
     vent_ended=$EPOCHREALTIME
-    kill -0 "$vent_pid" 2>/dev/null && stop_pids "$vent_pid"
-    wait "$vent_pid" || status=$?
+    pkill -P "$timer" 2>/dev/null || true # its sleep
+    { kill "$timer" && wait "$timer"; } 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
         kill -0 "$sink_pid" 2>/dev/null || break
         sleep 0.05
