@@ -37,7 +37,8 @@ constexpr auto k_sweep_delay = std::chrono::milliseconds(2100);
 constexpr auto k_poll_interval = std::chrono::milliseconds(100);
 // Push dispatch waits for this long without a new worker (but no longer than
 // k_settle_max after the first) before sending: workers started together
-// reconnect within one 100 ms reconnect interval of each other.
+// reconnect within one reconnect interval (at most 110 ms, PROTOCOL.md 2.4)
+// of each other.
 constexpr auto k_settle_quiet = std::chrono::milliseconds(150);
 constexpr auto k_settle_max = std::chrono::milliseconds(1000);
 constexpr auto k_settle_poll = std::chrono::milliseconds(10);

@@ -576,12 +576,13 @@ class Worker:
     # -- sockets (2.2, 2.4) --
 
     def _socket(self, kind: int, receives: bool) -> zmq.Socket:
-        """A socket with PROTOCOL.md 2.4's settings: reconnection every 100 ms,
-        ZMTP heartbeats, TCP keepalive, a frame size limit on receivers."""
+        """A socket with PROTOCOL.md 2.4's settings: reconnection after 10 ms
+        backing off to 100 ms, ZMTP heartbeats, TCP keepalive, a frame size
+        limit on receivers."""
         s = self.ctx.socket(kind)
         s.setsockopt(zmq.LINGER, 1000)
-        s.setsockopt(zmq.RECONNECT_IVL, 100)
-        s.setsockopt(zmq.RECONNECT_IVL_MAX, 0)
+        s.setsockopt(zmq.RECONNECT_IVL, 10)
+        s.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
         s.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         s.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
         s.setsockopt(zmq.HEARTBEAT_TTL, 5000)

@@ -254,7 +254,9 @@ run_report run_command(const exec::command& c, const run_options& o) {
     if (o.groups) o.groups->add(pid);
     const unique_fd pidfd(open_pidfd(pid));  // -1 on kernels before 5.3: has_ended() is polled
 
-    std::string buf(k_read_chunk, '\0');
+    // The read buffer stays with the executor thread, command after command:
+    // made and zeroed once, not 64 KiB per command.
+    thread_local std::string buf(k_read_chunk, '\0');
     std::optional<clock::time_point> term_at;    // when the group was sent SIGTERM
     std::optional<clock::time_point> ended_at;   // when the leader ended
     std::optional<clock::time_point> stop_seen;  // a stop while reading on
