@@ -1,18 +1,26 @@
 // Micro-benchmarks (Google Benchmark) of the per-task work of each component:
 // the codec (encode and decode of every message kind that flows per task),
-// the ventilator's ledger, the sink's dedupe set and its result writer.
+// the ventilator's ledger, the sink's dedupe set and its result writer, and
+// the worker's start of a command.
 //
 //   build-bench/bin/zfarm-micro-bench --benchmark_min_time=0.2
 #include <benchmark/benchmark.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <string>
 
+#include "child_process.hpp"
 #include "ledger.hpp"
 #include "result_writer.hpp"
 #include "zfarm/codec.hpp"
 #include "zfarm/dedupe_set.hpp"
 #include "zfarm/exec_format.hpp"
+
+extern char** environ;
 
 namespace {
 
@@ -225,6 +233,62 @@ void BM_ResultWriterWriteExec(benchmark::State& state) {
 BENCHMARK(BM_ResultWriterWrite)->Arg(32)->Arg(4096);
 BENCHMARK(BM_ResultWriterWriteBinary)->Arg(32);
 BENCHMARK(BM_ResultWriterWriteExec)->Arg(32);
+
+// Starting and reaping one `true`, one after another: the worker's
+// run_command (posix_spawnp in a process group of its own, stdout and
+// stderr through pipes read as they come, a pidfd polled for the end),
+// against the least a program can do (bare posix_spawnp, then waitpid) and
+// what xargs does (fork, then execvp in the child). The time is the
+// command's, start to reaped; the CPU time is this process's side alone
+// (the children's is not counted), what the spawning thread spends.
+void BM_SpawnTrueRunCommand(benchmark::State& state) {
+    exec::command c;
+    c.argv = {"true"};
+    detail::run_options o;
+    o.max_output = 1 << 20;
+    for (auto _ : state) {
+        const auto r = detail::run_command(c, o);
+        if (r.spawn_error || r.outcome.exit_code != 0) {
+            state.SkipWithError("true did not run");
+            return;
+        }
+    }
+}
+bool reaped_ok(pid_t pid) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return false;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+void BM_SpawnTruePosixSpawnp(benchmark::State& state) {
+    char arg0[] = "true";
+    char* argv[] = {arg0, nullptr};
+    for (auto _ : state) {
+        pid_t pid = -1;
+        if (::posix_spawnp(&pid, "true", nullptr, nullptr, argv, environ) != 0 || !reaped_ok(pid)) {
+            state.SkipWithError("true did not run");
+            return;
+        }
+    }
+}
+void BM_SpawnTrueForkExec(benchmark::State& state) {
+    char arg0[] = "true";
+    char* argv[] = {arg0, nullptr};
+    for (auto _ : state) {
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            ::execvp("true", argv);
+            ::_exit(127);
+        }
+        if (pid < 0 || !reaped_ok(pid)) {
+            state.SkipWithError("true did not run");
+            return;
+        }
+    }
+}
+BENCHMARK(BM_SpawnTrueRunCommand)->UseRealTime();
+BENCHMARK(BM_SpawnTruePosixSpawnp)->UseRealTime();
+BENCHMARK(BM_SpawnTrueForkExec)->UseRealTime();
 
 }  // namespace
 
