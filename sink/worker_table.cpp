@@ -17,6 +17,8 @@ worker_table::entry* worker_table::touch(const std::string& worker, clock::time_
         }
     }
     it->second.last_seen = now;
+    // A pause before the first check counts from the first worker heard.
+    if (!last_check_) last_check_ = now;
     return &it->second;
 }
 

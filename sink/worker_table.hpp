@@ -41,9 +41,10 @@ class worker_table {
 
     // Workers silent for longer than the timeout, removed, each with the
     // tasks it last reported. Call every check interval. When the previous
-    // call is more than four intervals ago, the sink was paused: the time
-    // beyond one interval is not counted as anyone's silence, and is
-    // returned in `paused` (zero otherwise).
+    // call (before the first: the first worker heard) is more than four
+    // intervals ago, the sink was paused: the time beyond one interval is not
+    // counted as anyone's silence, and is returned in `paused` (zero
+    // otherwise).
     std::vector<proto::lost> expire(clock::time_point now, clock::duration* paused = nullptr);
 
     // Ids of `job` that live workers report holding, for lease renewal.

@@ -68,6 +68,29 @@ TEST(WorkerTable, PauseOfTheSinkIsNotCountedAsTheWorkersSilence) {
     EXPECT_EQ(check_until(t, t0 + 6500ms, t0 + 6500ms), std::vector<std::string>{"w1"});
 }
 
+// Found by a stalled sink's e2e test once workers connected sooner: the
+// sink was stopped before its first check, which had nothing to compare with.
+TEST(WorkerTable, PauseBeforeTheFirstCheckIsNotCountedEither) {
+    worker_table t(2500ms, 250ms);
+    t.seen("w1", t0);
+    t.seen("w2", t0 + 100ms);
+    std::chrono::steady_clock::duration paused{};
+    EXPECT_TRUE(t.expire(t0 + 4100ms, &paused).empty());
+    EXPECT_EQ(paused, 3850ms);  // from the first worker heard, less one interval
+    EXPECT_EQ(t.alive(), 2u);
+}
+
+TEST(WorkerTable, FirstCheckOnTimeAfterTheFirstWorkerIsNoPause) {
+    worker_table t(2500ms, 250ms);
+    t.seen("w1", t0);
+    std::chrono::steady_clock::duration paused{};
+    EXPECT_TRUE(t.expire(t0 + 250ms, &paused).empty());
+    EXPECT_EQ(paused, 0ms);
+    // Silent from then on: lost one timeout later, as always.
+    EXPECT_TRUE(check_until(t, t0 + 500ms, t0 + 2500ms).empty());
+    EXPECT_EQ(check_until(t, t0 + 2750ms, t0 + 2750ms), std::vector<std::string>{"w1"});
+}
+
 TEST(WorkerTable, LateChecksWithinFourIntervalsAreNotAPause) {
     worker_table t(2500ms, 250ms);
     t.seen("w1", t0);
