@@ -136,6 +136,25 @@ TEST(ExecKind, SetsTheGivenEnvironmentOnTopOfTheWorkers) {
     EXPECT_EQ(outcome_of(r).out, "bar baz|from-worker|new|1\n");
 }
 
+TEST(ExecKind, PassesTheWorkersEnvironmentAsItIsWhenTheTaskSetsNone) {
+    ::setenv("ZFARM_EXEC_TEST_PLAIN", "as is", 1);
+    std::size_t mine = 0;
+    for (char** e = environ; e && *e; ++e)
+        ++mine;
+    exec_kind k(k_mib);
+    const auto r =
+        run(k, payload({"sh", "-c",
+                        "printf '%s|' \"$ZFARM_EXEC_TEST_PLAIN\"; env -0 | tr -cd '\\0' | wc -c"}));
+    ::unsetenv("ZFARM_EXEC_TEST_PLAIN");
+    ASSERT_TRUE(r) << reason_of(r);
+    // The variables the shell adds itself (PWD, SHLVL, _) may come on top.
+    const std::string out = outcome_of(r).out;
+    ASSERT_EQ(out.rfind("as is|", 0), 0u) << out;
+    const auto count = std::stoul(out.substr(6));
+    EXPECT_GE(count, mine);
+    EXPECT_LE(count, mine + 3) << out;
+}
+
 TEST(ExecKind, ReadsNothingFromStdin) {
     exec_kind k(k_mib);
     const auto r = run(k, payload({"cat"}));
