@@ -208,12 +208,16 @@ fi
 
 # Each pane runs its program under this: output to the pane and to NAME.log
 # (tee ignores Ctrl-C, so a program stopping on it can still say so), the
-# exit status to NAME.status.
+# exit status to NAME.status. The pane lingers 0.2 s after the program:
+# tmux 3.3 can lose what a pane's program wrote just before the pane died
+# (a ventilator's report and summary, seen in tests), and the status is
+# written after, so --wait returns once the pane shows it all.
 # shellcheck disable=SC2016 # expanded by the pane's bash
 runner='log=$1 status=$2 input=$3
 shift 3
 if [[ $input == - ]]; then "$@" 2>&1 | tee -i -a "$log"; else "$@" <"$input" 2>&1 | tee -i -a "$log"; fi
 s=${PIPESTATUS[0]}
+sleep 0.2
 echo "$s" >"$status"
 exit "$s"'
 

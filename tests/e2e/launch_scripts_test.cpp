@@ -131,15 +131,32 @@ TEST_F(LaunchScriptsTmux, RunsAJobInAPanePerProgramAndKillLeavesNothing) {
     EXPECT_TRUE(has_each_id_once(read_results(out / "results.jsonl"), 20));
 
     // Every program's pane is there, and keeps what it showed after it exited.
-    const std::string vent = pane_text("ventilator");
-    EXPECT_NE(vent.find("job panes: 20 tasks, 20 ok, 0 failed, 2 workers"), std::string::npos)
-        << vent;
-    EXPECT_NE(vent.find("Pane is dead (status 0"), std::string::npos) << vent;
-    for (const char* worker : {"worker-1", "worker-2"})
-        EXPECT_NE(pane_text(worker).find(std::string("worker ") + worker + " up"),
-                  std::string::npos)
-            << worker;
-    EXPECT_NE(pane_text("sink").find("panes"), std::string::npos);
+    // tmux shows a program's last lines, and that it ended, once it has read
+    // them from the pane's terminal, which may come after tmux.sh saw the
+    // program end (CI runs captured panes before their last lines): a pane is
+    // captured again until it shows all it should, for at most 5 s.
+    const auto shown = [&](const std::string& title, const std::vector<std::string>& texts) {
+        std::string seen;
+        wait_until(
+            [&] {
+                seen = pane_text(title);
+                return std::all_of(texts.begin(), texts.end(), [&](const std::string& t) {
+                    return seen.find(t) != std::string::npos;
+                });
+            },
+            std::chrono::seconds(5));
+        return seen;
+    };
+    const std::string summary = "job panes: 20 tasks, 20 ok, 0 failed, 2 workers";
+    const std::string dead = "Pane is dead (status 0";
+    const std::string vent = shown("ventilator", {summary, dead});
+    EXPECT_NE(vent.find(summary), std::string::npos) << vent;
+    EXPECT_NE(vent.find(dead), std::string::npos) << vent;
+    for (const char* worker : {"worker-1", "worker-2"}) {
+        const std::string up = std::string("worker ") + worker + " up";
+        EXPECT_NE(shown(worker, {up}).find(up), std::string::npos) << worker;
+    }
+    EXPECT_NE(shown("sink", {"panes"}).find("panes"), std::string::npos);
     EXPECT_NE(read_file(out / "ventilator.log").find("job panes: 20 tasks"), std::string::npos);
 
     auto& kill = tmux_sh({"--kill"});
