@@ -26,6 +26,13 @@ task make_task(std::string kind, std::string payload = "", std::uint32_t timeout
     return task{"render", 42, 3, std::move(kind), std::move(payload), timeout_ms};
 }
 
+// The wall clock now, in Unix microseconds, as RESULT's started_us counts.
+std::uint64_t wall_clock_us() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+}
+
 handler_table table_with(std::string kind, zfarm::handler_fn fn) {
     handler_table h;
     h[std::move(kind)] = zfarm::detail::handler_entry{std::move(fn), false};
@@ -165,17 +172,12 @@ TEST(Execute, MeasuresElapsedTime) {
 TEST(Execute, StampsTheStartWithTheWallClock) {
     // PROTOCOL.md 5.4.2: "A worker MUST set `started_us` from its wall clock
     // when the attempt starts (just before the handler runs)".
-    auto unix_us = [] {
-        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                              std::chrono::system_clock::now().time_since_epoch())
-                                              .count());
-    };
     std::uint64_t handler_ran_at = 0;
     const auto h = table_with("stamp", [&](const task_view&) -> handler_result {
-        handler_ran_at = unix_us();
+        handler_ran_at = wall_clock_us();
         return std::string();
     });
-    const std::uint64_t before = unix_us();
+    const std::uint64_t before = wall_clock_us();
     const auto r = execute(h, make_task("stamp"), k_worker, nullptr);
     EXPECT_GE(r.started_us, before);
     EXPECT_LE(r.started_us, handler_ran_at);
@@ -188,14 +190,9 @@ TEST(Execute, WithAClockAnchorStampsTheStartFromItAdvancedByTheMonotonicClock) {
     const zfarm::detail::wall_clock_anchor fixed{std::chrono::steady_clock::now(), 1000};
     EXPECT_EQ(fixed.unix_us_at(fixed.steady + std::chrono::microseconds(2500)), 3500u);
 
-    auto unix_us = [] {
-        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                              std::chrono::system_clock::now().time_since_epoch())
-                                              .count());
-    };
     std::uint64_t handler_ran_at = 0;
     const auto h = table_with("stamp", [&](const task_view&) -> handler_result {
-        handler_ran_at = unix_us();
+        handler_ran_at = wall_clock_us();
         return std::string();
     });
     const auto clocks = zfarm::detail::wall_clock_anchor::now();
